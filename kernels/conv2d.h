@@ -1,0 +1,49 @@
+// conv2d.h: 2D convolution, stride 1, odd square kernel, 'same' zero padding (k/2), with bias.
+// CPU twin in conv2d.cpp (im2col + OpenBLAS sgemm, OpenMP), CUDA kernels in conv2d.cu.
+// This is cross-correlation, as in PyTorch/Keras: y[o,i,j] = b[o] + sum_c,u,v w[o,c,u,v] x[c,i+u-k/2,j+v-k/2].
+#pragma once
+#include <cstddef>
+
+#include "kernels/stream.h"
+
+namespace isonet {
+
+struct Conv2dShape {
+  int n = 1;      // batch
+  int c_in = 1;   // input channels
+  int c_out = 1;  // output channels
+  int h = 1, w = 1;  // spatial size (input == output)
+  int k = 1;      // kernel size, odd
+};
+
+// Throws isonet::Error naming `op` when the shape is invalid (non-positive sizes, even k).
+void check_conv2d_shape(const Conv2dShape& s, const char* op);
+
+namespace cpu {
+// Floats of scratch memory the CPU conv functions need for shape s.
+size_t conv2d_workspace_floats(const Conv2dShape& s);
+// x [n,c_in,h,w], weight [c_out,c_in,k,k], bias [c_out] or nullptr -> y [n,c_out,h,w] (overwritten).
+// fuse_relu applies max(0, .) in the epilogue.
+void conv2d_forward(const Conv2dShape& s, const float* x, const float* weight, const float* bias, float* y,
+                    bool fuse_relu, float* workspace);
+// dy [n,c_out,h,w], weight [c_out,c_in,k,k] -> dx [n,c_in,h,w] (overwritten).
+void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* weight, float* dx,
+                          float* workspace);
+// x [n,c_in,h,w], dy [n,c_out,h,w] -> dweight [c_out,c_in,k,k], dbias [c_out] or nullptr
+// (both overwritten, summed over the batch).
+void conv2d_backward_weights(const Conv2dShape& s, const float* x, const float* dy, float* dweight, float* dbias,
+                             float* workspace);
+}  // namespace cpu
+
+namespace gpu {
+// Same contracts as the CPU twins; pointers are device memory; work is queued on `stream`.
+size_t conv2d_workspace_floats(const Conv2dShape& s);
+void conv2d_forward(const Conv2dShape& s, const float* x, const float* weight, const float* bias, float* y,
+                    bool fuse_relu, float* workspace, cudaStream_t stream);
+void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* weight, float* dx,
+                          float* workspace, cudaStream_t stream);
+void conv2d_backward_weights(const Conv2dShape& s, const float* x, const float* dy, float* dweight, float* dbias,
+                             float* workspace, cudaStream_t stream);
+}  // namespace gpu
+
+}  // namespace isonet

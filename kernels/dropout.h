@@ -1,0 +1,33 @@
+// dropout.h: inverted dropout with a mask recomputed from a counter-based hash (rng.h) of
+// (seed, step, element index): kept elements are scaled by 1/(1-p), dropped ones are 0. The CPU
+// and GPU masks are bit-identical and the backward recomputes the mask instead of storing it.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/stream.h"
+
+namespace isonet {
+
+struct DropoutParams {
+  float p = 0.2f;      // drop probability in [0, 1)
+  uint64_t seed = 0;   // run seed
+  uint64_t step = 0;   // training step (and layer salt): a fresh mask per step and per layer
+};
+
+// True when element `index` is kept (identical on CPU and GPU).
+bool dropout_keep(const DropoutParams& d, uint64_t index);
+
+namespace cpu {
+// y[i] = keep(i) ? x[i] / (1-p) : 0; y may alias x.
+void dropout_forward(const DropoutParams& d, const float* x, float* y, size_t count);
+// dx[i] = keep(i) ? dy[i] / (1-p) : 0; dx may alias dy.
+void dropout_backward(const DropoutParams& d, const float* dy, float* dx, size_t count);
+}  // namespace cpu
+
+namespace gpu {
+void dropout_forward(const DropoutParams& d, const float* x, float* y, size_t count, cudaStream_t stream);
+void dropout_backward(const DropoutParams& d, const float* dy, float* dx, size_t count, cudaStream_t stream);
+}  // namespace gpu
+
+}  // namespace isonet
