@@ -25,6 +25,8 @@ struct AdamStepScalars {
   float inv_sqrt_bc2;     // 1 / sqrt(1 - beta2^t)
 };
 AdamStepScalars adam_step_scalars(const AdamParams& a, long step);
+// adam_step_scalars validates too: throws isonet::Error unless step >= 1, lr >= 0 and finite,
+// beta1 and beta2 in [0, 1), eps >= 0 and finite. Shared by the CPU and CUDA entries.
 
 namespace cpu {
 // param, grad, m, v [count]; step is 1-based.

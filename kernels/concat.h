@@ -10,6 +10,9 @@ struct ConcatShape {
   int h = 1, w = 1;
 };
 
+// Throws isonet::Error naming `op` unless every size is >= 1 (shared by CPU and CUDA entries).
+void check_concat_shape(const ConcatShape& s, const char* op);
+
 namespace cpu {
 // a [n,c_a,h,w], b [n,c_b,h,w] -> y [n,c_a+c_b,h,w]
 void concat_forward(const ConcatShape& s, const float* a, const float* b, float* y);

@@ -18,6 +18,12 @@ struct DropoutParams {
 // True when element `index` is kept (identical on CPU and GPU).
 bool dropout_keep(const DropoutParams& d, uint64_t index);
 
+// Throws isonet::Error naming `op` unless p is in [0, 1) (shared by CPU and CUDA entries).
+void check_dropout_params(const DropoutParams& d, const char* op);
+// The scale of kept elements, 1/(1-p), computed in float once per call; both backends use this
+// value so that their outputs are bit-identical.
+float dropout_scale(const DropoutParams& d);
+
 namespace cpu {
 // y[i] = keep(i) ? x[i] / (1-p) : 0; y may alias x.
 void dropout_forward(const DropoutParams& d, const float* x, float* y, size_t count);

@@ -16,6 +16,10 @@ struct Pool2dShape {
   int out_w() const { return w / 2; }
 };
 
+// Throws isonet::Error naming `op` unless n, c >= 1 and h, w >= 2 (so the output is non-empty).
+// Shared by the CPU and CUDA entries (defined in op_checks.cpp).
+void check_pool2d_shape(const Pool2dShape& s, const char* op);
+
 namespace cpu {
 // x [n,c,h,w] -> y [n,c,h/2,w/2], argmax [n,c,h/2,w/2] = index (row*w+col) inside x's plane.
 void maxpool2d_forward(const Pool2dShape& s, const float* x, float* y, int32_t* argmax);

@@ -19,6 +19,9 @@ struct PsnrLossShape {
   size_t per_patch = 1;     // elements per patch (c*h*w)
 };
 
+// Throws isonet::Error naming `op` unless n >= 1 and per_patch >= 1 (shared by CPU and CUDA).
+void check_psnr_loss_shape(const PsnrLossShape& s, const char* op);
+
 namespace cpu {
 // pred, target [n, per_patch] -> *loss (scalar), psnr [n] (per-patch PSNR in dB, may be nullptr).
 void psnr_loss_forward(const PsnrLossShape& s, const float* pred, const float* target, float* loss, float* psnr);

@@ -10,6 +10,9 @@ struct Upsample2dShape {
   int h = 1, w = 1;  // input size; output is [2h, 2w]
 };
 
+// Throws isonet::Error naming `op` unless every size is >= 1 (shared by CPU and CUDA entries).
+void check_upsample2d_shape(const Upsample2dShape& s, const char* op);
+
 namespace cpu {
 // x [n,c,h,w] -> y [n,c,2h,2w]
 void upsample2d_forward(const Upsample2dShape& s, const float* x, float* y);
