@@ -57,6 +57,7 @@ class FftConvolver {
 
  private:
   struct Impl;
+  Impl& live() const;  // throws on a moved-from convolver
   std::unique_ptr<Impl> impl_;
 };
 
