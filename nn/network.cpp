@@ -1,0 +1,92 @@
+// network.cpp: architecture names, the conv layer, and the shared parts of Network.
+#include "nn/network.h"
+
+#include "kernels/error.h"
+#include "nn/isonet1.h"
+#include "nn/isonet2.h"
+
+namespace isonet {
+
+const char* architecture_name(Architecture a) { return a == Architecture::IsoNet1 ? "isonet1" : "isonet2"; }
+
+Architecture parse_architecture(const std::string& name) {
+  if (name == "isonet1") return Architecture::IsoNet1;
+  if (name == "isonet2") return Architecture::IsoNet2;
+  fail("unknown architecture '", name, "' (known: isonet1, isonet2)");
+}
+
+std::unique_ptr<Network> make_network(Architecture arch) {
+  if (arch == Architecture::IsoNet1) return std::make_unique<IsoNet1>();
+  return std::make_unique<IsoNet2>();
+}
+
+ConvLayer ConvLayer::add(std::vector<ParamSpec>& specs, const std::string& name, int c_in, int c_out, int k,
+                         bool relu, int dropout_layer, ParamInit weight_init) {
+  ConvLayer l;
+  l.weight = static_cast<int>(specs.size());
+  l.c_in = c_in;
+  l.c_out = c_out;
+  l.k = k;
+  l.relu = relu;
+  l.dropout_layer = dropout_layer;
+  specs.push_back({name + ".weight", {c_out, c_in, k, k}, c_in * k * k, c_out * k * k, weight_init});
+  specs.push_back({name + ".bias", {c_out}, 1, 1, ParamInit::Zero});
+  return l;
+}
+
+void ConvLayer::forward(Backend& be, const Parameters& p, int n, int h, int w, const float* x, float* y,
+                        const DropoutKey* dropout) const {
+  be.conv2d_forward(shape(n, h, w), x, p.param(weight), p.param(weight + 1), y, relu);
+  if (dropout && dropout_layer >= 0 && dropout->p > 0.f)
+    be.dropout_forward(dropout->for_layer(dropout_layer), y, y, size_t(n) * c_out * h * w);
+}
+
+void ConvLayer::backward(Backend& be, Parameters& p, int n, int h, int w, const float* x, const float* y,
+                         float* dy, float* dx, const DropoutKey* dropout) const {
+  const size_t count = size_t(n) * c_out * h * w;
+  // Dropout ran in place on the ReLU output, so y > 0 still marks the active units wherever an
+  // element was kept; where it was dropped the gradient is already 0 after dropout_backward.
+  if (dropout && dropout_layer >= 0 && dropout->p > 0.f)
+    be.dropout_backward(dropout->for_layer(dropout_layer), dy, dy, count);
+  if (relu) be.relu_backward(dy, y, dy, count);
+  const Conv2dShape s = shape(n, h, w);
+  be.conv2d_backward_weights(s, x, dy, p.grad(weight), p.grad(weight + 1));
+  if (dx) be.conv2d_backward_data(s, dy, p.param(weight), dx);
+}
+
+void Network::check_input_size(int h, int w) const {
+  ISONET_CHECK(h >= 1 && w >= 1, architecture_name(architecture()), ": input size must be positive, got ", h, "x",
+               w);
+}
+
+void Network::plan(Backend& be, Arena& arena, int n, int h, int w, bool training) {
+  ISONET_CHECK(n >= 1, architecture_name(architecture()), ": batch size must be positive, got ", n);
+  check_input_size(h, w);
+  if (n == n_ && h == h_ && w == w_ && (planned_training_ || !training) && arena_ == &arena &&
+      arena.allocations() == arena_allocations_)
+    return;
+  be.reserve_workspace(workspace_floats(be, n, h, w));
+  arena.layout(be, [&](Arena& a) { carve(a, n, h, w, training); });
+  planned_training_ = training;
+  n_ = n;
+  h_ = h;
+  w_ = w;
+  arena_ = &arena;
+  arena_allocations_ = arena.allocations();
+  have_training_forward_ = false;
+}
+
+void Network::begin_forward(const DropoutKey* dropout) {
+  ISONET_CHECK(arena_ != nullptr, architecture_name(architecture()), ": forward before plan()");
+  have_training_forward_ = dropout != nullptr;
+  if (dropout) key_ = *dropout;
+}
+
+const DropoutKey& Network::begin_backward() const {
+  ISONET_CHECK(planned_training_, architecture_name(architecture()), ": backward needs plan(..., training=true)");
+  ISONET_CHECK(have_training_forward_, architecture_name(architecture()),
+               ": backward needs a training forward (with a DropoutKey) on the same batch first");
+  return key_;
+}
+
+}  // namespace isonet

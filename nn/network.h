@@ -1,0 +1,109 @@
+// network.h: the interface of a network written once against Backend (so the same code trains on
+// the CPU and on CUDA), the conv layer both IsoNets are built from, and the architecture names.
+// A network holds no weights (they live in Parameters) but does hold the pointers of its
+// activation buffers, laid out in an Arena by plan() for one batch size and patch size.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "nn/arena.h"
+#include "nn/backend.h"
+#include "nn/parameters.h"
+
+namespace isonet {
+
+enum class Architecture { IsoNet1, IsoNet2 };
+
+// "isonet1" / "isonet2" (the names used in model files and on the command line).
+const char* architecture_name(Architecture a);
+// Parses an architecture name; throws isonet::Error listing the known ones.
+Architecture parse_architecture(const std::string& name);
+
+// Dropout during a training forward. Layer l of step `step` draws its mask from
+// DropoutParams{p, seed, step * kDropoutLayerStride + l}: a fresh, reproducible mask per step and
+// per layer, identical on CPU and GPU.
+struct DropoutKey {
+  static constexpr uint64_t kDropoutLayerStride = 16;
+  float p = 0.f;
+  uint64_t seed = 0;
+  uint64_t step = 0;
+  DropoutParams for_layer(int layer) const { return {p, seed, step * kDropoutLayerStride + uint64_t(layer)}; }
+};
+
+// conv (stride 1, 'same' zero padding) -> optional ReLU (fused) -> optional dropout (training).
+struct ConvLayer {
+  int weight = -1;          // index of the weight tensor in the ParamLayout; the bias is weight + 1
+  int c_in = 1, c_out = 1, k = 1;
+  bool relu = false;
+  int dropout_layer = -1;   // >= 0: dropout after the activation, with this layer salt
+
+  Conv2dShape shape(int n, int h, int w) const { return {n, c_in, c_out, h, w, k}; }
+  // Appends "<name>.weight" [c_out,c_in,k,k] and "<name>.bias" [c_out] to specs; returns the layer.
+  static ConvLayer add(std::vector<ParamSpec>& specs, const std::string& name, int c_in, int c_out, int k,
+                       bool relu, int dropout_layer = -1, ParamInit weight_init = ParamInit::GlorotUniform);
+
+  // x [n,c_in,h,w] -> y [n,c_out,h,w]; dropout == nullptr: inference (no dropout).
+  void forward(Backend& be, const Parameters& p, int n, int h, int w, const float* x, float* y,
+               const DropoutKey* dropout) const;
+  // dy [n,c_out,h,w] (the gradient at y; overwritten with the pre-activation gradient), y and x the
+  // forward's buffers -> parameter gradients (overwritten) and dx [n,c_in,h,w] (skipped if null).
+  void backward(Backend& be, Parameters& p, int n, int h, int w, const float* x, const float* y, float* dy,
+                float* dx, const DropoutKey* dropout) const;
+};
+
+class Network {
+ public:
+  virtual ~Network() = default;
+  virtual Architecture architecture() const = 0;
+  const ParamLayout& layout() const { return layout_; }
+
+  // Throws isonet::Error when a patch [h,w] cannot go through the network.
+  virtual void check_input_size(int h, int w) const;
+  // Lays out the buffers for batches [n,1,h,w] in `arena` and reserves the backend's workspace;
+  // training adds the gradient buffers the backward needs. An arena serves one network. Repeated
+  // calls with the same sizes are free (a training plan also serves inference).
+  void plan(Backend& be, Arena& arena, int n, int h, int w, bool training);
+  int batch() const { return n_; }
+  int height() const { return h_; }
+  int width() const { return w_; }
+
+  // x [n,1,h,w] (backend memory) -> returns y [n,1,h,w] (arena memory, valid until the next
+  // forward or plan). dropout == nullptr: inference. Needs plan() with the same sizes first.
+  virtual const float* forward(Backend& be, const Parameters& p, const float* x, const DropoutKey* dropout) = 0;
+  // After a training forward on the same x: dy [n,1,h,w] (dL/dy, overwritten as scratch) ->
+  // overwrites every gradient in p (each parameter has a single use, so nothing accumulates
+  // across tensors and the gradients need no zeroing per step).
+  virtual void backward(Backend& be, Parameters& p, const float* x, float* dy) = 0;
+
+ protected:
+  Network() = default;
+  // Derived constructors build their layers with ConvLayer::add and hand over the specs.
+  void set_layout(std::vector<ParamSpec> specs) { layout_ = ParamLayout(std::move(specs)); }
+  // Carves the buffers for [n,1,h,w] (called twice by Arena::layout; see arena.h); the gradient
+  // buffers only when training.
+  virtual void carve(Arena& arena, int n, int h, int w, bool training) = 0;
+  // The op workspace the forward and backward need for [n,1,h,w].
+  virtual size_t workspace_floats(const Backend& be, int n, int h, int w) const = 0;
+  // Forward implementations call this first: checks plan() happened and remembers the dropout key
+  // of a training forward for the backward.
+  void begin_forward(const DropoutKey* dropout);
+  // Backward implementations call this first: the key of the training forward it follows
+  // (throws isonet::Error when the last forward was an inference one).
+  const DropoutKey& begin_backward() const;
+
+  int n_ = 0, h_ = 0, w_ = 0;
+
+ private:
+  ParamLayout layout_;
+  bool planned_training_ = false;
+  bool have_training_forward_ = false;
+  DropoutKey key_{};
+  const Arena* arena_ = nullptr;     // where the buffers were last carved
+  size_t arena_allocations_ = 0;    // and that arena's allocation count then
+};
+
+// The network of `arch` (dropout layers take their probability from the DropoutKey of a forward).
+std::unique_ptr<Network> make_network(Architecture arch);
+
+}  // namespace isonet
