@@ -56,9 +56,10 @@ struct TiffWriteOptions {
   bool force_bigtiff = false;         // BigTIFF even when classic TIFF would do (tests, tools)
 };
 
-// Writes `v` as an ImageJ hyperstack (description `ImageJ=1.11a images= slices= unit= spacing=
-// loop=false min= max=`, XResolution/YResolution = 1/voxel size, ResolutionUnit none; unit "um"
-// is written as ImageJ's "micron"). For U8/U16 the values are rounded (half away from zero) and
+// Writes `v` as an ImageJ hyperstack (description `ImageJ=1.11a images= slices= hyperstack=true
+// mode=grayscale unit= spacing= loop=false min= max=` as tifffile writes it; XResolution and
+// YResolution = 1/voxel size as the closest 32-bit rationals, ResolutionUnit none; unit "um" is
+// written as ImageJ's "micron"; an uncalibrated volume (unit "px", sizes 1) gets no unit/spacing). For U8/U16 the values are rounded (half away from zero) and
 // clamped to the type's range (the caller scales); NaN is refused for integer types. BigTIFF is
 // used when the file would pass 4 GiB (ImageJ cannot open BigTIFF; tifffile and Fiji's
 // Bio-Formats can). Atomic (temp file in the same directory + rename).

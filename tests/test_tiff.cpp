@@ -1,0 +1,566 @@
+// test_tiff.cpp: TIFF reading and writing (imaging/tiff.h) and PNG previews (imaging/png_image.h):
+// the real data files with the shapes and voxel sizes their README states, round trips of every
+// written type, rounding/clamping, BigTIFF, ImageJ's contiguous single-IFD layout, LZW/PackBits
+// written by libtiff, damaged files, atomic writes, and interop with Python's tifffile both ways.
+#include <dirent.h>
+#include <sys/stat.h>
+#include <tiffio.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "imaging/png_image.h"
+#include "imaging/tiff.h"
+#include "kernels/error.h"
+#include "test_util.h"
+
+using namespace isonet;
+
+namespace {
+
+// A fresh directory under /tmp, removed (with its files) at the end of the test.
+struct TempDir {
+  std::string path;
+  TempDir() {
+    char tmpl[] = "/tmp/isonet_test_tiff_XXXXXX";
+    REQUIRE(mkdtemp(tmpl) != nullptr);
+    path = tmpl;
+  }
+  ~TempDir() { std::system(("rm -rf '" + path + "'").c_str()); }
+  std::string file(const std::string& name) const { return path + "/" + name; }
+  std::vector<std::string> entries() const {
+    std::vector<std::string> names;
+    if (DIR* d = opendir(path.c_str())) {
+      while (dirent* e = readdir(d)) {
+        std::string n = e->d_name;
+        if (n != "." && n != "..") names.push_back(n);
+      }
+      closedir(d);
+    }
+    return names;
+  }
+};
+
+std::vector<char> read_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::vector<char>(std::istreambuf_iterator<char>(in), {});
+}
+
+void write_bytes(const std::string& path, const char* data, size_t n) {
+  std::ofstream out(path, std::ios::binary);
+  out.write(data, std::streamsize(n));
+  REQUIRE(out.good());
+}
+
+std::vector<float> read_raw(const std::string& path) {
+  std::vector<char> b = read_bytes(path);
+  std::vector<float> v(b.size() / 4);
+  std::memcpy(v.data(), b.data(), v.size() * 4);
+  return v;
+}
+
+nlohmann::json read_json(const std::string& path) {
+  std::ifstream in(path);
+  return nlohmann::json::parse(in);
+}
+
+Volume random_volume(int nz, int ny, int nx, uint64_t seed, float lo, float hi) {
+  Volume v(nz, ny, nx);
+  v.data = test::random_vector(v.size(), seed, lo, hi);
+  return v;
+}
+
+const std::string kReal = "../shared/data/real/";
+
+// Python with numpy + tifffile (Debian's /usr/bin/python3 has them; ISONET_PYTHON overrides).
+std::string python_with_tifffile() {
+  std::vector<std::string> candidates;
+  if (const char* p = std::getenv("ISONET_PYTHON")) candidates.push_back(p);
+  candidates.push_back("/usr/bin/python3");
+  candidates.push_back("python3");
+  for (const std::string& py : candidates) {
+    if (std::system((py + " -c 'import numpy, tifffile' >/dev/null 2>&1").c_str()) == 0) return py;
+  }
+  return "";
+}
+
+int run_interop(const std::string& python, const std::string& args) {
+  std::string cmd = python + " " + test::source_path("scripts/tiff_interop.py") + " " + args;
+  return std::system(cmd.c_str());
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Real data.
+
+TEST_CASE("tiff: the real data files read with the shapes, types and voxel sizes of their README") {
+  struct Expect {
+    const char* file;
+    int nz, ny, nx;
+    SampleType type;
+    double z, xy;       // README values
+    double z_tol, xy_tol;  // half a unit of the README's last digit (it rounds)
+    bool calibrated;
+  };
+  const Expect table[] = {
+      {"neubias_golgi_bfa.tif", 25, 137, 147, SampleType::U16, 0.388, 0.351, 5e-4, 5e-4, true},
+      {"neubias_spots.tif", 17, 88, 89, SampleType::U16, 0.40, 0.094, 5e-3, 5e-4, true},
+      {"neubias_chromosomes.tif", 40, 152, 126, SampleType::U16, 0.15, 0.034, 5e-3, 5e-4, true},
+      {"neubias_nuclei_autothresh.tif", 37, 118, 132, SampleType::U8, 4.0, 0.83, 5e-2, 5e-3, true},
+      {"pycudadecon_lls_psf.tif", 61, 128, 128, SampleType::U16, 0.10, 0.101, 5e-3, 5e-4, true},
+      {"flowdec_bead25_data.tif", 64, 64, 64, SampleType::F32, 1.0, 1.0, 0, 0, false},
+      {"flowdec_bead25_kernel.tif", 64, 64, 64, SampleType::F32, 1.0, 1.0, 0, 0, false},
+  };
+  for (const Expect& e : table) {
+    INFO(e.file);
+    TiffInfo info;
+    Volume v = read_tiff(test::source_path(kReal + e.file), &info);
+    CHECK(v.nz == e.nz);
+    CHECK(v.ny == e.ny);
+    CHECK(v.nx == e.nx);
+    CHECK(v.size() == size_t(e.nz) * e.ny * e.nx);
+    CHECK(info.type == e.type);
+    CHECK(info.has_z_spacing == e.calibrated);
+    CHECK(info.has_xy_size == e.calibrated);
+    CHECK(std::fabs(v.voxel.z - e.z) <= e.z_tol);
+    CHECK(std::fabs(v.voxel.y - e.xy) <= e.xy_tol);
+    CHECK(std::fabs(v.voxel.x - e.xy) <= e.xy_tol);
+    CHECK(v.voxel.unit == (e.calibrated ? "um" : "px"));
+    // read_tiff_info agrees with read_tiff without reading pixels.
+    TiffInfo only = read_tiff_info(test::source_path(kReal + e.file));
+    CHECK(only.nz == info.nz);
+    CHECK(only.voxel.z == info.voxel.z);
+    // Not all zero and finite (values are compared to tifffile in the interop case).
+    double sum = 0;
+    for (float x : v.data) sum += x;
+    CHECK(std::isfinite(sum));
+    CHECK(sum > 0);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writing and round trips.
+
+TEST_CASE("tiff: float32 round trip is exact with voxel size, unit and ImageJ flags") {
+  TempDir dir;
+  Volume v = random_volume(5, 17, 23, 11, -3.f, 7.f);
+  v.data[3] = 1e-30f;  // a denormal-ish and extreme values survive bit for bit
+  v.data[4] = -3.4e38f;
+  v.voxel = VoxelSize{0.7, 0.13, 0.11, "um"};
+  write_tiff(dir.file("a.tif"), v);
+  TiffInfo info;
+  Volume r = read_tiff(dir.file("a.tif"), &info);
+  REQUIRE(r.nz == 5);
+  REQUIRE(r.ny == 17);
+  REQUIRE(r.nx == 23);
+  CHECK(r.data == v.data);
+  CHECK(info.type == SampleType::F32);
+  CHECK(info.imagej);
+  CHECK_FALSE(info.bigtiff);
+  CHECK(info.has_z_spacing);
+  CHECK(info.has_xy_size);
+  CHECK(r.voxel.unit == "um");
+  CHECK(r.voxel.z == 0.7);  // spacing= is written with round-trip precision
+  // libtiff returns XResolution as a 32-bit float: 1 part in 2^24 relative.
+  CHECK(std::fabs(r.voxel.y - 0.13) <= 1e-7 * 0.13);
+  CHECK(std::fabs(r.voxel.x - 0.11) <= 1e-7 * 0.11);
+  CHECK(info.description.find("spacing=0.7\n") != std::string::npos);
+  CHECK(info.description.find("unit=micron\n") != std::string::npos);
+  CHECK(info.description.find("images=5\nslices=5\n") != std::string::npos);
+  CHECK(dir.entries().size() == 1);  // no temp file left behind
+}
+
+TEST_CASE("tiff: uint8 and uint16 writes round half away from zero and clamp") {
+  TempDir dir;
+  const std::vector<float> in = {-3.f, -0.4f, 0.49f, 0.5f, 1.5f, 2.5f, 254.5f, 255.2f, 300.f, 65534.5f, 65535.4f, 7e4f, 1e30f};
+  Volume v(1, 1, int(in.size()));
+  v.data = in;
+  v.voxel = VoxelSize{1, 1, 1, "px"};
+  write_tiff(dir.file("u8.tif"), v, SampleType::U8);
+  write_tiff(dir.file("u16.tif"), v, SampleType::U16);
+  TiffInfo i8, i16;
+  Volume r8 = read_tiff(dir.file("u8.tif"), &i8), r16 = read_tiff(dir.file("u16.tif"), &i16);
+  CHECK(i8.type == SampleType::U8);
+  CHECK(i16.type == SampleType::U16);
+  const std::vector<float> want8 = {0, 0, 0, 1, 2, 3, 255, 255, 255, 255, 255, 255, 255};
+  const std::vector<float> want16 = {0, 0, 0, 1, 2, 3, 255, 255, 300, 65535, 65535, 65535, 65535};
+  CHECK(r8.data == want8);
+  CHECK(r16.data == want16);
+  // An uncalibrated volume reads back uncalibrated.
+  CHECK_FALSE(i8.has_z_spacing);
+  CHECK_FALSE(i8.has_xy_size);
+  CHECK(r8.voxel.unit == "px");
+  // Integer round trip of in-range integers is exact for a 3D random volume.
+  Volume q = random_volume(3, 9, 14, 5, 0.f, 65535.f);
+  for (float& x : q.data) x = std::round(x);
+  write_tiff(dir.file("q.tif"), q, SampleType::U16);
+  CHECK(read_tiff(dir.file("q.tif")).data == q.data);
+}
+
+TEST_CASE("tiff: NaN cannot be written as an integer type, and the failure leaves no file") {
+  TempDir dir;
+  Volume v = random_volume(2, 4, 5, 2, 0.f, 100.f);
+  v.at(1, 2, 3) = std::nanf("");
+  write_bytes(dir.file("keep.tif"), "old", 3);  // an existing target survives a failed write
+  CHECK_THROWS_WITH_AS(write_tiff(dir.file("keep.tif"), v, SampleType::U16),
+                       doctest::Contains("NaN at (z,y,x)=(1,2,3)"), Error);
+  CHECK(read_bytes(dir.file("keep.tif")) == std::vector<char>{'o', 'l', 'd'});
+  CHECK(dir.entries().size() == 1);  // temp file removed
+  // Float32 keeps NaN (ImageJ shows it as NaN); min/max in the description skip it.
+  write_tiff(dir.file("nan.tif"), v, SampleType::F32);
+  Volume r = read_tiff(dir.file("nan.tif"));
+  CHECK(std::isnan(r.at(1, 2, 3)));
+  CHECK(r.at(0, 0, 0) == v.at(0, 0, 0));
+}
+
+TEST_CASE("tiff: writing refuses bad inputs with clear errors") {
+  TempDir dir;
+  Volume v = random_volume(2, 3, 4, 3, 0.f, 1.f);
+  CHECK_THROWS_WITH_AS(write_tiff(dir.file("no/such/dir/x.tif"), v), doctest::Contains("temporary file"), Error);
+  CHECK_THROWS_WITH_AS(write_tiff(dir.file("x.tif"), v, SampleType::I16), doctest::Contains("cannot write int16"), Error);
+  Volume bad = v;
+  bad.voxel.z = 0;
+  CHECK_THROWS_WITH_AS(write_tiff(dir.file("x.tif"), bad), doctest::Contains("voxel size"), Error);
+  Volume empty;
+  CHECK_THROWS_AS(write_tiff(dir.file("x.tif"), empty), Error);
+  CHECK(dir.entries().empty());
+}
+
+TEST_CASE("tiff: a 2D image (nz == 1) round trips") {
+  TempDir dir;
+  Volume v = random_volume(1, 31, 19, 4, 0.f, 1000.f);
+  v.voxel = VoxelSize{1.0, 0.25, 0.5, "nm"};
+  write_tiff(dir.file("2d.tif"), v);
+  TiffInfo info;
+  Volume r = read_tiff(dir.file("2d.tif"), &info);
+  CHECK(r.nz == 1);
+  CHECK(r.ny == 31);
+  CHECK(r.nx == 19);
+  CHECK(r.data == v.data);
+  CHECK(r.voxel.unit == "nm");
+  CHECK(std::fabs(r.voxel.x - 0.5) <= 1e-7 * 0.5);  // float XResolution
+  CHECK(std::fabs(r.voxel.y - 0.25) <= 1e-7 * 0.25);
+}
+
+TEST_CASE("tiff: forced BigTIFF round trips") {
+  TempDir dir;
+  Volume v = random_volume(4, 13, 11, 6, -1.f, 1.f);
+  v.voxel = VoxelSize{2.0, 0.3, 0.3, "um"};
+  TiffWriteOptions o;
+  o.force_bigtiff = true;
+  write_tiff(dir.file("big.tif"), v, o);
+  TiffInfo info;
+  Volume r = read_tiff(dir.file("big.tif"), &info);
+  CHECK(info.bigtiff);
+  CHECK(r.data == v.data);
+  CHECK(r.voxel.z == 2.0);
+  o.type = SampleType::U16;
+  write_tiff(dir.file("big16.tif"), v, o);
+  CHECK(read_tiff_info(dir.file("big16.tif")).type == SampleType::U16);
+}
+
+TEST_CASE("tiff: ImageJ's single-IFD layout (images=N planes after the first strip) is read") {
+  // ImageJ writes files over 4 GiB with one IFD; emulate by cutting our IFD chain after page 0.
+  TempDir dir;
+  Volume v = random_volume(6, 7, 9, 8, 0.f, 500.f);
+  v.voxel = VoxelSize{1.5, 0.2, 0.2, "um"};
+  write_tiff(dir.file("full.tif"), v, SampleType::F32);
+  std::vector<char> b = read_bytes(dir.file("full.tif"));
+  uint32_t ifd0;
+  std::memcpy(&ifd0, b.data() + 4, 4);
+  uint16_t entries;
+  std::memcpy(&entries, b.data() + ifd0, 2);
+  const uint32_t zero = 0;
+  std::memcpy(b.data() + ifd0 + 2 + 12 * entries, &zero, 4);
+  write_bytes(dir.file("single.tif"), b.data(), b.size());
+  TiffInfo info;
+  Volume r = read_tiff(dir.file("single.tif"), &info);
+  CHECK(r.nz == 6);
+  CHECK(r.data == v.data);
+  // The same file cut short is refused with the number of planes present.
+  write_bytes(dir.file("short.tif"), b.data(), 8 + 4 * 7 * 9 * 3 + 10);
+  CHECK_THROWS_AS(read_tiff(dir.file("short.tif")), Error);
+}
+
+// Writes [nz, ny, nx] uint16 data with libtiff: given compression, predictor, rows per strip.
+void write_with_libtiff(const std::string& path, const std::vector<uint16_t>& data, int nz, int ny, int nx,
+                        uint16_t compression, uint16_t predictor, uint32_t rows_per_strip) {
+  TIFF* t = TIFFOpen(path.c_str(), "w");
+  REQUIRE(t != nullptr);
+  for (int z = 0; z < nz; ++z) {
+    REQUIRE(TIFFSetField(t, TIFFTAG_IMAGEWIDTH, uint32_t(nx)));
+    REQUIRE(TIFFSetField(t, TIFFTAG_IMAGELENGTH, uint32_t(ny)));
+    REQUIRE(TIFFSetField(t, TIFFTAG_BITSPERSAMPLE, uint16_t(16)));
+    REQUIRE(TIFFSetField(t, TIFFTAG_SAMPLESPERPIXEL, uint16_t(1)));
+    REQUIRE(TIFFSetField(t, TIFFTAG_PHOTOMETRIC, PHOTOMETRIC_MINISBLACK));
+    REQUIRE(TIFFSetField(t, TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG));
+    REQUIRE(TIFFSetField(t, TIFFTAG_COMPRESSION, compression));
+    if (predictor != 1) REQUIRE(TIFFSetField(t, TIFFTAG_PREDICTOR, predictor));
+    REQUIRE(TIFFSetField(t, TIFFTAG_ROWSPERSTRIP, rows_per_strip));
+    for (uint32_t y0 = 0; y0 < uint32_t(ny); y0 += rows_per_strip) {
+      uint32_t rows = std::min<uint32_t>(rows_per_strip, ny - y0);
+      std::vector<uint16_t> strip(data.begin() + (size_t(z) * ny + y0) * nx,
+                                  data.begin() + (size_t(z) * ny + y0 + rows) * nx);
+      REQUIRE(TIFFWriteEncodedStrip(t, y0 / rows_per_strip, strip.data(), tmsize_t(strip.size() * 2)) >= 0);
+    }
+    REQUIRE(TIFFWriteDirectory(t));
+  }
+  TIFFClose(t);
+}
+
+TEST_CASE("tiff: LZW (with predictor) and PackBits written by libtiff, several strips per page") {
+  TempDir dir;
+  const int nz = 3, ny = 29, nx = 37;  // 29 rows in strips of 8: the last strip is short
+  std::mt19937 rng(9);
+  std::vector<uint16_t> data(size_t(nz) * ny * nx);
+  for (size_t i = 0; i < data.size(); ++i) data[i] = uint16_t((i % 300) * 7 + rng() % 50);  // compressible
+  std::vector<float> want(data.begin(), data.end());
+  struct Case { const char* name; uint16_t comp, pred; };
+  for (Case c : {Case{"lzw.tif", COMPRESSION_LZW, 2}, Case{"packbits.tif", COMPRESSION_PACKBITS, 1},
+                 Case{"deflate.tif", COMPRESSION_ADOBE_DEFLATE, 2}}) {
+    INFO(c.name);
+    write_with_libtiff(dir.file(c.name), data, nz, ny, nx, c.comp, c.pred, 8);
+    TiffInfo info;
+    Volume r = read_tiff(dir.file(c.name), &info);
+    CHECK(info.compression == c.comp);
+    CHECK(r.nz == nz);
+    CHECK(r.data == want);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Damaged and foreign files.
+
+TEST_CASE("tiff: missing, empty, garbage and truncated files give errors naming the file") {
+  TempDir dir;
+  CHECK_THROWS_WITH_AS(read_tiff(dir.file("missing.tif")), doctest::Contains("missing.tif: cannot open"), Error);
+  CHECK_THROWS_WITH_AS(read_tiff(dir.path), doctest::Contains("not a regular file"), Error);
+  write_bytes(dir.file("empty.tif"), "", 0);
+  CHECK_THROWS_WITH_AS(read_tiff(dir.file("empty.tif")), doctest::Contains("empty.tif"), Error);
+  write_bytes(dir.file("text.tif"), "hello, this is not a TIFF file\n", 31);
+  CHECK_THROWS_WITH_AS(read_tiff(dir.file("text.tif")), doctest::Contains("not a readable TIFF"), Error);
+  std::vector<char> junk(4096);
+  std::mt19937 rng(3);
+  for (char& c : junk) c = char(rng());
+  write_bytes(dir.file("junk.tif"), junk.data(), junk.size());
+  CHECK_THROWS_AS(read_tiff(dir.file("junk.tif")), Error);
+  // A valid header pointing at an IFD beyond the end of the file.
+  const char header[] = {'I', 'I', 42, 0, 0x10, 0x27, 0, 0};
+  write_bytes(dir.file("dangling.tif"), header, 8);
+  CHECK_THROWS_AS(read_tiff(dir.file("dangling.tif")), Error);
+
+  // Truncated copies of a real file (IFDs are spread through ImageJ files) and of one of ours
+  // (pixel data first, IFDs at the end).
+  Volume ours = random_volume(4, 21, 17, 10, 0.f, 1.f);
+  write_tiff(dir.file("ours.tif"), ours, SampleType::U16);
+  for (std::string src : {test::source_path(kReal + "neubias_spots.tif"), dir.file("ours.tif")}) {
+    std::vector<char> b = read_bytes(src);
+    REQUIRE(b.size() > 2000);
+    for (size_t len : {size_t(4), size_t(9), size_t(200), b.size() / 3, b.size() / 2, b.size() - 700, b.size() - 100}) {
+      INFO(src << " cut to " << len << " of " << b.size() << " bytes");
+      write_bytes(dir.file("cut.tif"), b.data(), len);
+      CHECK_THROWS_WITH_AS(read_tiff(dir.file("cut.tif")), doctest::Contains("cut.tif"), Error);
+    }
+  }
+}
+
+TEST_CASE("tiff: randomly damaged directories never crash: a volume or an isonet::Error") {
+  TempDir dir;
+  Volume v = random_volume(3, 10, 12, 12, 0.f, 1.f);
+  v.voxel = VoxelSize{1.0, 0.5, 0.5, "um"};
+  write_tiff(dir.file("src.tif"), v, SampleType::U16);
+  const std::vector<char> good = read_bytes(dir.file("src.tif"));
+  uint32_t ifd0;
+  std::memcpy(&ifd0, good.data() + 4, 4);
+  std::mt19937 rng(77);
+  int errors = 0, reads = 0;
+  for (int trial = 0; trial < 150; ++trial) {
+    std::vector<char> b = good;
+    // Damage 1-4 bytes of the directory area (entries, offsets, counts, description).
+    int n = 1 + int(rng() % 4);
+    for (int k = 0; k < n; ++k) b[ifd0 + rng() % (b.size() - ifd0)] = char(rng());
+    write_bytes(dir.file("bad.tif"), b.data(), b.size());
+    try {
+      Volume r = read_tiff(dir.file("bad.tif"));
+      CHECK(r.size() == size_t(r.nz) * r.ny * r.nx);
+      ++reads;
+    } catch (const Error&) {
+      ++errors;
+    }
+  }
+  MESSAGE("damaged directories: " << reads << " read, " << errors << " refused");
+  CHECK(errors + reads == 150);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Interop with Python's tifffile.
+
+TEST_CASE("tiff: tifffile reads our files (shape, dtype, values, ImageJ metadata, resolution)") {
+  std::string py = python_with_tifffile();
+  if (py.empty()) {
+    MESSAGE("SKIPPED: python3 with numpy and tifffile not found");
+    return;
+  }
+  TempDir dir;
+  struct Case { const char* name; int nz, ny, nx; SampleType type; bool big; const char* dtype; };
+  for (Case c : {Case{"f32", 5, 17, 23, SampleType::F32, false, "float32"},
+                 Case{"u16", 7, 12, 9, SampleType::U16, false, "uint16"},
+                 Case{"u8", 3, 8, 31, SampleType::U8, false, "uint8"},
+                 Case{"f32_2d", 1, 19, 15, SampleType::F32, false, "float32"},
+                 Case{"f32_big", 4, 6, 5, SampleType::F32, true, "float32"}}) {
+    INFO(c.name);
+    Volume v = random_volume(c.nz, c.ny, c.nx, 20, 0.f, c.type == SampleType::U8 ? 255.f : 60000.f);
+    if (c.type != SampleType::F32)
+      for (float& x : v.data) x = std::round(x);
+    v.voxel = VoxelSize{0.35, 0.0715, 0.0715, "um"};
+    TiffWriteOptions o;
+    o.type = c.type;
+    o.force_bigtiff = c.big;
+    std::string tif = dir.file(std::string(c.name) + ".tif"), prefix = dir.file(c.name);
+    write_tiff(tif, v, o);
+    REQUIRE(run_interop(py, "read '" + tif + "' '" + prefix + "'") == 0);
+    nlohmann::json j = read_json(prefix + ".json");
+    std::vector<int> shape = c.nz > 1 ? std::vector<int>{c.nz, c.ny, c.nx} : std::vector<int>{c.ny, c.nx};
+    CHECK(j["shape"].get<std::vector<int>>() == shape);
+    CHECK(j["dtype"] == c.dtype);
+    CHECK(j["is_imagej"] == true);
+    CHECK(j["is_bigtiff"] == c.big);
+    CHECK(j["axes"] == (c.nz > 1 ? "ZYX" : "YX"));
+    CHECK(j["pages"] == c.nz);
+    // ImageJ reads images=N planes contiguously from the first strip offset.
+    CHECK_FALSE(j["dataoffset"].is_null());
+    CHECK(j["dataoffset"] == j["first_strip"]);
+    const nlohmann::json& ij = j["imagej"];
+    CHECK(ij["spacing"].get<double>() == 0.35);
+    CHECK(ij["unit"] == "micron");
+    if (c.nz > 1) {
+      CHECK(ij["images"] == c.nz);
+      CHECK(ij["slices"] == c.nz);
+      CHECK(ij["hyperstack"] == true);
+    }
+    // Resolution is a rational equal to 1/0.0715 to double precision (continued fractions).
+    double xres = j["xres"][0].get<double>() / j["xres"][1].get<double>();
+    CHECK(std::fabs(1.0 / xres - 0.0715) <= 1e-12);
+    std::vector<float> got = read_raw(prefix + ".raw");
+    REQUIRE(got.size() == v.size());
+    CHECK(got == v.data);
+  }
+}
+
+TEST_CASE("tiff: we read tifffile's files identically; refusals name what was found") {
+  std::string py = python_with_tifffile();
+  if (py.empty()) {
+    MESSAGE("SKIPPED: python3 with numpy and tifffile not found");
+    return;
+  }
+  TempDir dir;
+  REQUIRE(run_interop(py, "write '" + dir.path + "'") == 0);
+  nlohmann::json index = read_json(dir.file("index.json"));
+  REQUIRE(index["read"].size() >= 10);
+  for (const auto& name_j : index["read"]) {
+    std::string name = name_j.get<std::string>();
+    INFO(name);
+    nlohmann::json e = read_json(dir.file(name + ".json"));
+    TiffInfo info;
+    Volume r = read_tiff(dir.file(name + ".tif"), &info);
+    std::vector<int> shape = e["shape"].get<std::vector<int>>();
+    CHECK(r.nz == shape[0]);
+    CHECK(r.ny == shape[1]);
+    CHECK(r.nx == shape[2]);
+    CHECK(r.data == read_raw(dir.file(name + ".raw")));
+    CHECK(info.has_z_spacing == e["has_z"].get<bool>());
+    CHECK(info.has_xy_size == e["has_xy"].get<bool>());
+    CHECK(r.voxel.unit == e["unit"].get<std::string>());
+    CHECK(r.voxel.z == e["z"].get<double>());
+    // XResolution via libtiff's float: 1e-7 relative.
+    CHECK(std::fabs(r.voxel.y - e["y"].get<double>()) <= 1e-7 * e["y"].get<double>());
+    CHECK(std::fabs(r.voxel.x - e["x"].get<double>()) <= 1e-7 * e["x"].get<double>());
+  }
+  CHECK(read_tiff_info(dir.file("bigtiff_f32.tif")).bigtiff);
+  CHECK(read_tiff_info(dir.file("tiled_deflate_u16.tif")).tiled);
+  for (const auto& [name, needle] : index["refuse"].items()) {
+    INFO(name);
+    CHECK_THROWS_WITH_AS(read_tiff(dir.file(name + ".tif")), doctest::Contains(needle.get<std::string>().c_str()), Error);
+  }
+}
+
+TEST_CASE("tiff: the real files' pixels equal what tifffile reads") {
+  std::string py = python_with_tifffile();
+  if (py.empty()) {
+    MESSAGE("SKIPPED: python3 with numpy and tifffile not found");
+    return;
+  }
+  TempDir dir;
+  for (const char* f : {"neubias_golgi_bfa.tif", "neubias_nuclei_autothresh.tif", "pycudadecon_lls_psf.tif",
+                        "flowdec_bead25_data.tif"}) {
+    INFO(f);
+    std::string path = test::source_path(kReal + f);
+    REQUIRE(run_interop(py, "read '" + path + "' '" + dir.file("ref") + "'") == 0);
+    CHECK(read_tiff(path).data == read_raw(dir.file("ref.raw")));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// PNG previews.
+
+TEST_CASE("png: orthogonal slices, scaling, grid and a write/read round trip") {
+  TempDir dir;
+  Volume v(5, 6, 7);
+  for (int z = 0; z < 5; ++z)
+    for (int y = 0; y < 6; ++y)
+      for (int x = 0; x < 7; ++x) v.at(z, y, x) = float(100 * z + 10 * y + x);
+  Volume xy = slice_xy(v, 2), xz = slice_xz(v, 3), yz = slice_yz(v, 4);
+  CHECK(xy.ny == 6);
+  CHECK(xy.nx == 7);
+  CHECK(xz.ny == 5);
+  CHECK(xz.nx == 7);
+  CHECK(yz.ny == 5);
+  CHECK(yz.nx == 6);
+  CHECK(xy.at(0, 1, 2) == 212.f);
+  CHECK(xz.at(0, 4, 6) == 436.f);
+  CHECK(yz.at(0, 1, 5) == 154.f);
+  CHECK_THROWS_AS(slice_xy(v, 5), Error);
+
+  // Linear map lo -> 0, hi -> 255, rounded, clamped; NaN -> 0.
+  Volume img(1, 1, 6);
+  img.data = {0.f, 1.f, 2.f, 0.5f, 5.f, std::nanf("")};
+  Gray8 g = to_gray8(img, IntensityRange{0.f, 2.f});
+  CHECK(g.pixels == std::vector<uint8_t>{0, 128, 255, 64, 255, 0});  // 127.5 -> 128, 63.75 -> 64
+
+  // Percentiles by nearest rank over 0..100 (101 values): p-th percentile is p.
+  Volume ramp(1, 1, 101);
+  for (int i = 0; i < 101; ++i) ramp.data[i] = float(100 - i);
+  IntensityRange r = percentile_range(ramp, 2, 99.8);
+  CHECK(r.lo == 2.f);
+  CHECK(r.hi == 100.f);  // rank round(0.998*100) = 100
+
+  // xy | xz / yz in two columns, gap 2: widths max(7,6)=7 and 7 -> 16; heights 6 and 5 -> 13.
+  Gray8 a = to_gray8(xy, IntensityRange{0.f, 500.f}), b = to_gray8(xz, IntensityRange{0.f, 500.f}),
+        c = to_gray8(yz, IntensityRange{0.f, 500.f});
+  Gray8 grid = compose_grid({a, b, c}, 2, 2, 255);
+  CHECK(grid.width == 7 + 2 + 7);
+  CHECK(grid.height == 6 + 2 + 5);
+  CHECK(grid.pixels[0] == a.pixels[0]);
+  CHECK(grid.pixels[size_t(7)] == 255);  // gap column
+  CHECK(grid.pixels[9 + size_t(grid.width) * 3] == b.pixels[3 * 7]);  // panel b at x=9
+  CHECK(grid.pixels[size_t(grid.width) * 8 + 5] == c.pixels[5]);     // panel c at y=8
+  CHECK(grid.pixels[size_t(grid.width) * 8 + 6] == 255);             // c is 6 wide in a 7-wide cell
+
+  write_png(dir.file("grid.png"), grid);
+  Gray8 back = read_png_gray(dir.file("grid.png"));
+  CHECK(back.width == grid.width);
+  CHECK(back.height == grid.height);
+  CHECK(back.pixels == grid.pixels);
+  CHECK(dir.entries().size() == 1);
+  write_bytes(dir.file("bad.png"), "\x89PNG\r\n\x1a\n garbage", 17);
+  CHECK_THROWS_WITH_AS(read_png_gray(dir.file("bad.png")), doctest::Contains("bad.png"), Error);
+  CHECK_THROWS_AS(write_png(dir.file("none/x.png"), grid), Error);
+}
