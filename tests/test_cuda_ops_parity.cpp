@@ -1,0 +1,691 @@
+// test_cuda_ops_parity.cpp: one table-driven parity harness for every CUDA op against its CPU twin
+// (in the spirit of ggml's test-backend-ops). Each op runs over a grid of shapes (odd sizes,
+// 1..96 channels, batch 1..16, k in {1,3,5,7,9} and 11 for the direct fallback) on random inputs.
+// Every GPU output buffer sits between two guard regions filled with a sentinel and is poisoned
+// (NaN) before the run: the guards must come back untouched (no out-of-bounds write) and no NaN
+// ever passes a comparison (every element was written). Exact ops (pooling, argmax, upsample,
+// concat, add, relu, dropout) must match bit for bit; reductions (conv, PSNR, Adam) within
+// tolerances whose reasons are written next to them. Backward weights and the PSNR loss must be
+// bitwise reproducible run to run. Without a GPU every case reports itself skipped.
+#include <cfloat>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "kernels/adam.h"
+#include "kernels/add.h"
+#include "kernels/concat.h"
+#include "kernels/conv2d.h"
+#include "kernels/device.h"
+#include "kernels/dropout.h"
+#include "kernels/error.h"
+#include "kernels/maxpool2d.h"
+#include "kernels/psnr_loss.h"
+#include "kernels/relu.h"
+#include "kernels/upsample2d.h"
+#include "test_util.h"
+
+namespace {
+
+using namespace isonet;
+using isonet::test::random_vector;
+
+// Guard elements on each side of a device buffer. 64 floats keep the body 256-byte aligned
+// (float4 paths); kGuardMisaligned shifts it by one float so the scalar paths run too.
+constexpr size_t kGuard = 64;
+constexpr size_t kGuardMisaligned = 65;
+
+template <class T>
+T sentinel();
+template <>
+float sentinel<float>() {
+  return -1.2345678e30f;  // finite and distinctive; compared by bits
+}
+template <>
+int32_t sentinel<int32_t>() {
+  return 0x5EED5EED;
+}
+
+template <class T>
+T poison();
+template <>
+float poison<float>() {
+  return test::poison_value();  // NaN: an element the kernel does not write fails every comparison
+}
+template <>
+int32_t poison<int32_t>() {
+  return -777;  // not a valid argmax
+}
+
+template <class T>
+bool same_bits(T a, T b) {
+  return std::memcmp(&a, &b, sizeof(T)) == 0;
+}
+
+// A device buffer of `count` elements between two guard regions filled with sentinel<T>().
+template <class T>
+class Guarded {
+ public:
+  explicit Guarded(size_t count, size_t guard = kGuard) : count_(count), guard_(guard), total_(count + 2 * guard) {
+    base_ = static_cast<T*>(device_alloc(Device::CUDA, total_ * sizeof(T)));
+    std::vector<T> init(total_, sentinel<T>());
+    device_copy(base_, Device::CUDA, init.data(), Device::CPU, total_ * sizeof(T));
+  }
+  Guarded(const std::vector<T>& values, size_t guard = kGuard) : Guarded(values.size(), guard) { set(values); }
+  ~Guarded() { device_free(Device::CUDA, base_, total_ * sizeof(T)); }
+  Guarded(const Guarded&) = delete;
+  Guarded& operator=(const Guarded&) = delete;
+
+  T* get() { return base_ + guard_; }
+  size_t size() const { return count_; }
+
+  void set(const std::vector<T>& values) {
+    REQUIRE(values.size() == count_);
+    device_copy(base_ + guard_, Device::CUDA, values.data(), Device::CPU, count_ * sizeof(T));
+  }
+  void poison_body() { set(std::vector<T>(count_, poison<T>())); }
+
+  // The body; CHECKs that both guard regions still hold the sentinel.
+  std::vector<T> read(const std::string& what) {
+    std::vector<T> all(total_);
+    device_copy(all.data(), Device::CPU, base_, Device::CUDA, total_ * sizeof(T));
+    size_t bad = 0, first = 0;
+    for (size_t i = 0; i < total_; ++i) {
+      if (i >= guard_ && i < guard_ + count_) continue;
+      if (!same_bits(all[i], sentinel<T>()) && bad++ == 0) first = i;
+    }
+    INFO(what << ": " << bad << " guard elements overwritten, first at offset "
+              << static_cast<long long>(first) - static_cast<long long>(guard_) << " from the body start");
+    CHECK(bad == 0);
+    return std::vector<T>(all.begin() + guard_, all.begin() + guard_ + count_);
+  }
+
+ private:
+  size_t count_, guard_, total_;
+  T* base_ = nullptr;
+};
+
+// Bit-for-bit equality (NaN payloads included), printing the first mismatches.
+template <class T>
+void check_bitwise(const std::string& what, const std::vector<T>& ref, const std::vector<T>& got) {
+  REQUIRE(ref.size() == got.size());
+  size_t bad = 0;
+  std::string first;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    if (same_bits(ref[i], got[i])) continue;
+    if (bad++ < 5) first += "  [" + std::to_string(i) + "] ref=" + std::to_string(ref[i]) + " got=" + std::to_string(got[i]) + "\n";
+  }
+  INFO(what << ": " << bad << " of " << ref.size() << " elements differ\n" << first);
+  CHECK(bad == 0);
+}
+
+// Per-element check for fp32 reductions of L products: |got - ref| <= factor * eps * sqrt(L) * mag,
+// where mag = the same reduction over absolute values (sum |a_j b_j|, computed by the CPU twin on
+// |inputs|). Reason: the CPU (blocked sgemm) and the GPU (per-thread FMA chains, then partials)
+// sum in different orders; every partial sum is bounded by mag, and each rounding adds at most
+// eps/2 of it; with random rounding the accumulated error grows like sqrt(L) (the worst case L*eps
+// is never approached). factor = 6 covers two independent implementations at ~5 sigma over
+// millions of elements. NaN never passes.
+void check_normalized(const std::string& what, const std::vector<float>& ref, const std::vector<float>& mag,
+                      const std::vector<float>& got, double reduction_length, double factor = 6.0) {
+  REQUIRE(ref.size() == got.size());
+  REQUIRE(ref.size() == mag.size());
+  const double scale = factor * FLT_EPSILON * std::sqrt(reduction_length);
+  size_t bad = 0;
+  double worst = 0;  // max |got-ref| / (eps*sqrt(L)*mag)
+  std::string first;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    const double diff = std::fabs(static_cast<double>(got[i]) - ref[i]);
+    const double tol = scale * mag[i] + 1e-30;  // exact zeros (all terms 0) must stay exact
+    const bool nan = std::isnan(got[i]) || std::isnan(ref[i]);
+    if (!nan && mag[i] > 0) worst = std::max(worst, diff / (FLT_EPSILON * std::sqrt(reduction_length) * mag[i]));
+    if (nan || diff > tol) {
+      if (bad++ < 5) {
+        char buf[200];
+        std::snprintf(buf, sizeof buf, "  [%zu] ref=%.9g got=%.9g diff=%.3g tol=%.3g\n", i, ref[i], got[i], diff, tol);
+        first += buf;
+      }
+    }
+  }
+  INFO(what << ": " << bad << " of " << ref.size() << " elements outside " << factor
+            << "*eps*sqrt(L)*sum|terms| (L=" << reduction_length << "), worst " << worst
+            << " eps*sqrt(L)*sum|terms|\n"
+            << first);
+  CHECK(bad == 0);
+}
+
+std::vector<float> absolute(std::vector<float> v) {
+  for (auto& x : v) x = std::fabs(x);
+  return v;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Elementwise ops
+// ------------------------------------------------------------------------------------------------
+
+const size_t kCounts[] = {1, 3, 4, 5, 17, 1023, 4099, (size_t(1) << 20) + 5};
+
+TEST_CASE("cuda parity: add, accumulate, relu forward/backward (bitwise)") {
+  if (!isonet::test::gpu_or_skip()) return;
+  for (size_t guard : {kGuard, kGuardMisaligned}) {
+    for (size_t count : kCounts) {
+      CAPTURE(count);
+      CAPTURE(guard);
+      const auto a = random_vector(count, 11 + count), b = random_vector(count, 12 + count);
+      // Outputs of ReLU's forward have exact zeros; feed the backward a realistic y.
+      std::vector<float> y_relu(count);
+      cpu::relu_forward(a.data(), y_relu.data(), count);
+
+      {  // y = a + b, out of place
+        Guarded<float> da(a, guard), db(b, guard), dy(count, guard);
+        dy.poison_body();
+        gpu::add_forward(da.get(), db.get(), dy.get(), count, nullptr);
+        std::vector<float> ref(count);
+        cpu::add_forward(a.data(), b.data(), ref.data(), count);
+        check_bitwise("add_forward", ref, dy.read("add_forward y"));
+      }
+      {  // y += x (accumulate), and a = a + b in place
+        Guarded<float> dx(a, guard), dy(b, guard);
+        gpu::add_accumulate(dx.get(), dy.get(), count, nullptr);
+        std::vector<float> ref = b;
+        cpu::add_accumulate(a.data(), ref.data(), count);
+        check_bitwise("add_accumulate", ref, dy.read("add_accumulate y"));
+        gpu::add_forward(dx.get(), dy.get(), dx.get(), count, nullptr);
+        std::vector<float> ref2(count);
+        cpu::add_forward(a.data(), ref.data(), ref2.data(), count);
+        check_bitwise("add_forward in place", ref2, dx.read("add_forward in-place y"));
+      }
+      {  // relu forward (out of place and in place) and backward
+        Guarded<float> dx(a, guard), dy(count, guard);
+        dy.poison_body();
+        gpu::relu_forward(dx.get(), dy.get(), count, nullptr);
+        check_bitwise("relu_forward", y_relu, dy.read("relu_forward y"));
+        gpu::relu_forward(dx.get(), dx.get(), count, nullptr);
+        check_bitwise("relu_forward in place", y_relu, dx.read("relu_forward in-place y"));
+
+        Guarded<float> g(b, guard), out(y_relu, guard), gx(count, guard);
+        gx.poison_body();
+        gpu::relu_backward(g.get(), out.get(), gx.get(), count, nullptr);
+        std::vector<float> ref(count);
+        cpu::relu_backward(b.data(), y_relu.data(), ref.data(), count);
+        check_bitwise("relu_backward", ref, gx.read("relu_backward dx"));
+      }
+    }
+  }
+}
+
+TEST_CASE("cuda parity: relu keeps NaN, add of zero elements is a no-op") {
+  if (!isonet::test::gpu_or_skip()) return;
+  const std::vector<float> x = {-1.f, std::nanf(""), 0.f, -0.f, 2.f};
+  Guarded<float> dx(x), dy(x.size());
+  dy.poison_body();
+  gpu::relu_forward(dx.get(), dy.get(), x.size(), nullptr);
+  std::vector<float> ref(x.size());
+  cpu::relu_forward(x.data(), ref.data(), x.size());
+  check_bitwise("relu_forward with NaN", ref, dy.read("relu y"));
+  CHECK(std::isnan(ref[1]));
+  gpu::add_forward(nullptr, nullptr, nullptr, 0, nullptr);  // empty tensors may carry null pointers
+  CHECK_THROWS_AS(gpu::add_forward(dx.get(), nullptr, dy.get(), x.size(), nullptr), isonet::Error);
+}
+
+TEST_CASE("cuda parity: dropout forward/backward (mask and values bit-identical)") {
+  if (!isonet::test::gpu_or_skip()) return;
+  for (size_t guard : {kGuard, kGuardMisaligned}) {
+    for (size_t count : kCounts) {
+      for (float p : {0.f, 0.2f, 0.5f, 0.9f}) {
+        CAPTURE(count);
+        CAPTURE(p);
+        DropoutParams d;
+        d.p = p;
+        d.seed = 0x1234567ull + count;
+        d.step = 42 + static_cast<uint64_t>(p * 10);
+        // Inputs bounded away from 0 so "output == 0" means "dropped".
+        auto x = random_vector(count, 100 + count, 0.5f, 1.5f);
+        for (size_t i = 0; i < count; i += 2) x[i] = -x[i];
+        Guarded<float> dx(x, guard), dy(count, guard);
+        dy.poison_body();
+        gpu::dropout_forward(d, dx.get(), dy.get(), count, nullptr);
+        std::vector<float> ref(count);
+        cpu::dropout_forward(d, x.data(), ref.data(), count);
+        const auto got = dy.read("dropout_forward y");
+        check_bitwise("dropout_forward", ref, got);
+        size_t mask_bad = 0;
+        for (size_t i = 0; i < count; ++i) mask_bad += (got[i] != 0.f) != dropout_keep(d, i);
+        CHECK(mask_bad == 0);
+
+        // Backward in place on the upstream gradient.
+        const auto g = random_vector(count, 200 + count);
+        Guarded<float> dg(g, guard);
+        gpu::dropout_backward(d, dg.get(), dg.get(), count, nullptr);
+        std::vector<float> gref(count);
+        cpu::dropout_backward(d, g.data(), gref.data(), count);
+        check_bitwise("dropout_backward in place", gref, dg.read("dropout_backward dx"));
+      }
+    }
+  }
+  DropoutParams bad;
+  bad.p = 1.f;
+  Guarded<float> b1(4);
+  CHECK_THROWS_AS(gpu::dropout_forward(bad, b1.get(), b1.get(), 4, nullptr), isonet::Error);
+}
+
+TEST_CASE("cuda parity: fused Adam over several steps") {
+  if (!isonet::test::gpu_or_skip()) return;
+  AdamParams a;  // the paper's lr = 5e-3
+  for (size_t guard : {kGuard, kGuardMisaligned}) {
+    for (size_t count : kCounts) {
+      CAPTURE(count);
+      CAPTURE(guard);
+      auto p = random_vector(count, 300 + count), m = std::vector<float>(count, 0.f), v = m;
+      Guarded<float> dp(p, guard), dm(m, guard), dv(v, guard), dg(count, guard);
+      for (long step = 1; step <= 3; ++step) {
+        CAPTURE(step);
+        const auto g = random_vector(count, 400 + count + step);
+        dg.set(g);
+        gpu::adam_update(a, step, dp.get(), dg.get(), dm.get(), dv.get(), count, nullptr);
+        cpu::adam_update(a, step, p.data(), g.data(), m.data(), v.data(), count);
+        // Tolerances: each update is a handful of fp32 operations on O(1) values, identical in
+        // formula on both sides, but nvcc and gcc contract different multiply-adds into FMAs
+        // (1-2 ulp per step, compounding over 3 steps); m can cancel towards 0, hence an atol of a
+        // few ulp of 1.0. A wrong formula (epsilon placement, bias correction) is off by >1e-3.
+        CHECK_CLOSE_ARRAYS("adam m", m.data(), dm.read("adam m").data(), count, 1e-6, 1e-6);
+        CHECK_CLOSE_ARRAYS("adam v", v.data(), dv.read("adam v").data(), count, 1e-9, 1e-6);
+        CHECK_CLOSE_ARRAYS("adam param", p.data(), dp.read("adam param").data(), count, 1e-6, 1e-6);
+      }
+    }
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Pooling, upsampling, concat
+// ------------------------------------------------------------------------------------------------
+
+struct Spatial {
+  int h, w;
+};
+const Spatial kPoolSizes[] = {{2, 2}, {3, 5}, {17, 13}, {33, 31}, {64, 64}, {128, 128}};
+
+TEST_CASE("cuda parity: max pooling with ties and NaN (values and argmax exact), backward exact") {
+  if (!isonet::test::gpu_or_skip()) return;
+  const int channels[] = {1, 3, 16, 33};
+  int variant = 0;
+  for (const auto& sp : kPoolSizes) {
+    for (int c : channels) {
+      Pool2dShape s;
+      s.n = 1 + variant % 3;
+      s.c = c;
+      s.h = sp.h;
+      s.w = sp.w;
+      ++variant;
+      CAPTURE(s.n);
+      CAPTURE(s.c);
+      CAPTURE(s.h);
+      CAPTURE(s.w);
+      const size_t in = static_cast<size_t>(s.n) * s.c * s.h * s.w;
+      const size_t out = static_cast<size_t>(s.n) * s.c * s.out_h() * s.out_w();
+      // Values on a coarse grid (many ties) with ~3% NaN: exercises the first-max and NaN rules.
+      auto x = random_vector(in, 500 + variant);
+      for (size_t i = 0; i < in; ++i) {
+        x[i] = std::floor(x[i] * 2.f) / 2.f;
+        if ((i * 2654435761u) % 97 < 3) x[i] = std::nanf("");
+      }
+      std::vector<float> y_ref(out);
+      std::vector<int32_t> arg_ref(out);
+      cpu::maxpool2d_forward(s, x.data(), y_ref.data(), arg_ref.data());
+
+      Guarded<float> dx(x), dy(out);
+      Guarded<int32_t> darg(out);
+      dy.poison_body();
+      darg.poison_body();
+      gpu::maxpool2d_forward(s, dx.get(), dy.get(), darg.get(), nullptr);
+      check_bitwise("maxpool y", y_ref, dy.read("maxpool y"));
+      check_bitwise("maxpool argmax", arg_ref, darg.read("maxpool argmax"));
+
+      const auto g = random_vector(out, 600 + variant);
+      std::vector<float> gx_ref(in);
+      cpu::maxpool2d_backward(s, g.data(), arg_ref.data(), gx_ref.data());
+      Guarded<float> dg(g), dgx(in);
+      dgx.poison_body();
+      gpu::maxpool2d_backward(s, dg.get(), darg.get(), dgx.get(), nullptr);
+      check_bitwise("maxpool dx", gx_ref, dgx.read("maxpool dx"));
+    }
+  }
+  Pool2dShape bad;
+  bad.h = 1;
+  bad.w = 4;
+  Guarded<float> b(8);
+  Guarded<int32_t> ba(8);
+  CHECK_THROWS_AS(gpu::maxpool2d_forward(bad, b.get(), b.get(), ba.get(), nullptr), isonet::Error);
+}
+
+TEST_CASE("cuda parity: nearest upsampling forward/backward (bitwise: same addition order)") {
+  if (!isonet::test::gpu_or_skip()) return;
+  const Spatial sizes[] = {{1, 1}, {3, 5}, {17, 13}, {32, 32}, {64, 64}};
+  int variant = 0;
+  for (const auto& sp : sizes) {
+    for (int c : {1, 16, 33}) {
+      Upsample2dShape s;
+      s.n = 1 + variant % 3;
+      s.c = c;
+      s.h = sp.h;
+      s.w = sp.w;
+      ++variant;
+      CAPTURE(s.c);
+      CAPTURE(s.h);
+      CAPTURE(s.w);
+      const size_t in = static_cast<size_t>(s.n) * s.c * s.h * s.w, out = 4 * in;
+      const auto x = random_vector(in, 700 + variant), g = random_vector(out, 800 + variant);
+      std::vector<float> y_ref(out), gx_ref(in);
+      cpu::upsample2d_forward(s, x.data(), y_ref.data());
+      cpu::upsample2d_backward(s, g.data(), gx_ref.data());
+      Guarded<float> dx(x), dy(out), dg(g), dgx(in);
+      dy.poison_body();
+      dgx.poison_body();
+      gpu::upsample2d_forward(s, dx.get(), dy.get(), nullptr);
+      gpu::upsample2d_backward(s, dg.get(), dgx.get(), nullptr);
+      check_bitwise("upsample y", y_ref, dy.read("upsample y"));
+      check_bitwise("upsample dx", gx_ref, dgx.read("upsample dx"));
+    }
+  }
+}
+
+TEST_CASE("cuda parity: channel concat forward/backward (bitwise), null gradient outputs") {
+  if (!isonet::test::gpu_or_skip()) return;
+  const Spatial sizes[] = {{1, 1}, {3, 5}, {17, 13}, {64, 64}};
+  const int pairs[][2] = {{1, 1}, {16, 32}, {32, 64}, {3, 33}};
+  int variant = 0;
+  for (const auto& sp : sizes) {
+    for (const auto& pr : pairs) {
+      for (size_t guard : {kGuard, kGuardMisaligned}) {
+        ConcatShape s;
+        s.n = 1 + variant % 3;
+        s.c_a = pr[0];
+        s.c_b = pr[1];
+        s.h = sp.h;
+        s.w = sp.w;
+        ++variant;
+        CAPTURE(s.c_a);
+        CAPTURE(s.c_b);
+        CAPTURE(s.h);
+        CAPTURE(s.w);
+        CAPTURE(guard);
+        const size_t plane = static_cast<size_t>(s.h) * s.w;
+        const size_t na = s.n * s.c_a * plane, nb = s.n * s.c_b * plane, ny = na + nb;
+        const auto a = random_vector(na, 900 + variant), b = random_vector(nb, 1000 + variant);
+        const auto g = random_vector(ny, 1100 + variant);
+        std::vector<float> y_ref(ny), ga_ref(na), gb_ref(nb);
+        cpu::concat_forward(s, a.data(), b.data(), y_ref.data());
+        cpu::concat_backward(s, g.data(), ga_ref.data(), gb_ref.data());
+
+        Guarded<float> da(a, guard), db(b, guard), dy(ny, guard);
+        dy.poison_body();
+        gpu::concat_forward(s, da.get(), db.get(), dy.get(), nullptr);
+        check_bitwise("concat y", y_ref, dy.read("concat y"));
+
+        Guarded<float> dg(g, guard), dga(na, guard), dgb(nb, guard);
+        dga.poison_body();
+        dgb.poison_body();
+        gpu::concat_backward(s, dg.get(), dga.get(), dgb.get(), nullptr);
+        check_bitwise("concat da", ga_ref, dga.read("concat da"));
+        check_bitwise("concat db", gb_ref, dgb.read("concat db"));
+        // Only one side wants a gradient: the other buffer must stay untouched (still poisoned).
+        dga.poison_body();
+        dgb.poison_body();
+        gpu::concat_backward(s, dg.get(), nullptr, dgb.get(), nullptr);
+        check_bitwise("concat db (da null)", gb_ref, dgb.read("concat db"));
+        check_bitwise("concat da untouched", std::vector<float>(na, poison<float>()), dga.read("concat da"));
+      }
+    }
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Convolution
+// ------------------------------------------------------------------------------------------------
+
+struct ConvCase {
+  Conv2dShape s;
+  bool bias, relu;
+};
+
+std::string describe(const Conv2dShape& s) {
+  return "n=" + std::to_string(s.n) + " c_in=" + std::to_string(s.c_in) + " c_out=" + std::to_string(s.c_out) +
+         " h=" + std::to_string(s.h) + " w=" + std::to_string(s.w) + " k=" + std::to_string(s.k);
+}
+
+// The grid: every k in {1,3,5,7,9} x spatial sizes, with channel pairs and batches rotating so
+// that each pair meets several sizes; then IsoNet-2's own layers (smaller batch where the CPU
+// reference would be slow), and k = 11 for the direct fallback kernels.
+std::vector<ConvCase> conv_cases() {
+  const Spatial sizes[] = {{1, 1}, {3, 5}, {17, 13}, {33, 31}, {64, 64}};
+  const int pairs[][2] = {{1, 16}, {16, 1}, {3, 33}, {33, 3}, {16, 32}, {96, 64}, {64, 96}};
+  std::vector<ConvCase> cases;
+  int i = 0;
+  for (int k : {1, 3, 5, 7, 9}) {
+    for (const auto& sp : sizes) {
+      const auto& pr = pairs[i % 7];
+      Conv2dShape s;
+      s.n = 1 + i % 3;
+      s.c_in = pr[0];
+      s.c_out = pr[1];
+      s.h = sp.h;
+      s.w = sp.w;
+      s.k = k;
+      cases.push_back({s, i % 3 != 2, i % 2 == 0});
+      ++i;
+    }
+  }
+  // IsoNet-2 (U-Net, 7x7 convs, skip concatenations, final 1x1).
+  auto add = [&](int n, int ci, int co, int h, int w, int k, bool relu) {
+    Conv2dShape s;
+    s.n = n;
+    s.c_in = ci;
+    s.c_out = co;
+    s.h = h;
+    s.w = w;
+    s.k = k;
+    cases.push_back({s, true, relu});
+  };
+  add(16, 1, 16, 128, 128, 7, true);    // first layer: many reduction slices in backward weights
+  add(2, 16, 32, 64, 64, 7, true);
+  add(4, 32, 64, 32, 32, 7, true);
+  add(2, 96, 32, 64, 64, 7, true);      // after upsampling + concat (64 + 32)
+  add(2, 48, 16, 128, 128, 7, true);    // after upsampling + concat (32 + 16)
+  add(16, 16, 1, 128, 128, 1, false);   // output 1x1 conv: c_out = 1, large bias reduction
+  // Direct fallback (k not templated).
+  add(2, 3, 5, 17, 13, 11, true);
+  add(1, 4, 2, 3, 5, 11, false);
+  return cases;
+}
+
+TEST_CASE("cuda parity: conv2d forward, backward data, backward weights over the shape grid") {
+  if (!isonet::test::gpu_or_skip()) return;
+  uint64_t seed = 2000;
+  for (const ConvCase& cc : conv_cases()) {
+    const Conv2dShape& s = cc.s;
+    INFO("conv case " << describe(s) << (cc.bias ? " bias" : " no-bias") << (cc.relu ? " relu" : ""));
+    const size_t plane = static_cast<size_t>(s.h) * s.w;
+    const size_t nx = s.n * s.c_in * plane, ny = s.n * s.c_out * plane;
+    const size_t nw = static_cast<size_t>(s.c_out) * s.c_in * s.k * s.k;
+    const auto x = random_vector(nx, ++seed), w = random_vector(nw, ++seed), b = random_vector(s.c_out, ++seed);
+    const auto g = random_vector(ny, ++seed);  // upstream gradient dy
+    const auto ax = absolute(x), aw = absolute(w), ab = absolute(b), ag = absolute(g);
+    std::vector<float> cpu_ws(cpu::conv2d_workspace_floats(s));
+
+    // CPU references and magnitudes (the same reductions over |terms|).
+    std::vector<float> y_ref(ny), y_mag(ny), gx_ref(nx), gx_mag(nx), gw_ref(nw), gw_mag(nw), gb_ref(s.c_out),
+        gb_mag(s.c_out);
+    cpu::conv2d_forward(s, x.data(), w.data(), cc.bias ? b.data() : nullptr, y_ref.data(), cc.relu, cpu_ws.data());
+    cpu::conv2d_forward(s, ax.data(), aw.data(), cc.bias ? ab.data() : nullptr, y_mag.data(), false, cpu_ws.data());
+    cpu::conv2d_backward_data(s, g.data(), w.data(), gx_ref.data(), cpu_ws.data());
+    cpu::conv2d_backward_data(s, ag.data(), aw.data(), gx_mag.data(), cpu_ws.data());
+    cpu::conv2d_backward_weights(s, x.data(), g.data(), gw_ref.data(), gb_ref.data(), cpu_ws.data());
+    cpu::conv2d_backward_weights(s, ax.data(), ag.data(), gw_mag.data(), gb_mag.data(), cpu_ws.data());
+
+    Guarded<float> dx(x), dw(w), db(b), dg(g), dy(ny), dgx(nx), dgw(nw), dgb(s.c_out);
+    Guarded<float> ws(std::max<size_t>(gpu::conv2d_workspace_floats(s), 1));
+    dy.poison_body();
+    dgx.poison_body();
+    dgw.poison_body();
+    dgb.poison_body();
+    ws.poison_body();  // the kernels must never read workspace they did not write
+    gpu::conv2d_forward(s, dx.get(), dw.get(), cc.bias ? db.get() : nullptr, dy.get(), cc.relu, ws.get(), nullptr);
+    gpu::conv2d_backward_data(s, dg.get(), dw.get(), dgx.get(), ws.get(), nullptr);
+    gpu::conv2d_backward_weights(s, dx.get(), dg.get(), dgw.get(), dgb.get(), ws.get(), nullptr);
+
+    const double kk = static_cast<double>(s.k) * s.k;
+    check_normalized("conv forward y", y_ref, y_mag, dy.read("conv forward y"), s.c_in * kk + 1);
+    check_normalized("conv backward dx", gx_ref, gx_mag, dgx.read("conv backward dx"), s.c_out * kk);
+    check_normalized("conv backward dW", gw_ref, gw_mag, dgw.read("conv backward dW"),
+                     static_cast<double>(s.n) * plane);
+    check_normalized("conv backward dbias", gb_ref, gb_mag, dgb.read("conv backward dbias"),
+                     static_cast<double>(s.n) * plane);
+    ws.read("conv workspace");  // guards only
+  }
+}
+
+TEST_CASE("cuda parity: conv2d backward weights without dbias, invalid arguments") {
+  if (!isonet::test::gpu_or_skip()) return;
+  Conv2dShape s;
+  s.n = 2;
+  s.c_in = 5;
+  s.c_out = 9;
+  s.h = 19;
+  s.w = 23;
+  s.k = 3;
+  const size_t plane = static_cast<size_t>(s.h) * s.w, nw = static_cast<size_t>(s.c_out) * s.c_in * 9;
+  const auto x = random_vector(s.n * s.c_in * plane, 3001), g = random_vector(s.n * s.c_out * plane, 3002);
+  std::vector<float> cpu_ws(cpu::conv2d_workspace_floats(s)), gw_ref(nw), gw_mag(nw);
+  cpu::conv2d_backward_weights(s, x.data(), g.data(), gw_ref.data(), nullptr, cpu_ws.data());
+  cpu::conv2d_backward_weights(s, absolute(x).data(), absolute(g).data(), gw_mag.data(), nullptr, cpu_ws.data());
+  Guarded<float> dx(x), dg(g), dgw(nw), ws(gpu::conv2d_workspace_floats(s));
+  dgw.poison_body();
+  gpu::conv2d_backward_weights(s, dx.get(), dg.get(), dgw.get(), nullptr, ws.get(), nullptr);
+  check_normalized("conv backward dW (no dbias)", gw_ref, gw_mag, dgw.read("dW"), static_cast<double>(s.n) * plane);
+
+  Conv2dShape even = s;
+  even.k = 4;
+  CHECK_THROWS_AS(gpu::conv2d_forward(even, dx.get(), dgw.get(), nullptr, dg.get(), false, ws.get(), nullptr),
+                  isonet::Error);
+  CHECK_THROWS_AS(gpu::conv2d_backward_weights(s, dx.get(), dg.get(), dgw.get(), nullptr, nullptr, nullptr),
+                  isonet::Error);
+  CHECK_THROWS_AS(gpu::conv2d_forward(s, nullptr, dgw.get(), nullptr, dg.get(), false, ws.get(), nullptr),
+                  isonet::Error);
+}
+
+// ------------------------------------------------------------------------------------------------
+// PSNR loss
+// ------------------------------------------------------------------------------------------------
+
+struct PsnrCase {
+  int n;
+  size_t per_patch;
+  bool perfect;  // pred == target: mse = 0, the epsilon path
+};
+
+TEST_CASE("cuda parity: PSNR loss forward (loss, per-patch PSNR) and backward") {
+  if (!isonet::test::gpu_or_skip()) return;
+  const PsnrCase cases[] = {{1, 1, false},     {3, 7, false},     {16, 2048, false}, {5, 2049, false},
+                            {16, 16384, false}, {3, 663, true},    {2, 4099, false},
+                            {1, 5000001, false}};  // the last one hits the chunk-count cap
+  uint64_t seed = 5000;
+  for (const auto& pc : cases) {
+    CAPTURE(pc.n);
+    CAPTURE(pc.per_patch);
+    PsnrLossShape s;
+    s.n = pc.n;
+    s.per_patch = pc.per_patch;
+    const size_t count = s.n * s.per_patch;
+    const auto t = random_vector(count, ++seed, 0.f, 1.f);
+    auto y = random_vector(count, ++seed, -0.1f, 0.1f);
+    for (size_t i = 0; i < count; ++i) y[i] = pc.perfect ? t[i] : t[i] + y[i];
+    float loss_ref = 0;
+    std::vector<float> psnr_ref(s.n), grad_ref(count);
+    cpu::psnr_loss_forward(s, y.data(), t.data(), &loss_ref, psnr_ref.data());
+    cpu::psnr_loss_backward(s, y.data(), t.data(), grad_ref.data());
+
+    Guarded<float> dy(y), dt(t), dloss(1), dpsnr(s.n), dgrad(count), ws(gpu::psnr_loss_workspace_floats(s));
+    dloss.poison_body();
+    dpsnr.poison_body();
+    dgrad.poison_body();
+    ws.poison_body();
+    gpu::psnr_loss_forward(s, dy.get(), dt.get(), dloss.get(), dpsnr.get(), ws.get(), nullptr);
+    gpu::psnr_loss_backward(s, dy.get(), dt.get(), dgrad.get(), ws.get(), nullptr);
+    // Both sides sum the squared errors in double (the GPU keeps ~48 bits per partial as a float
+    // pair) and take the logs in double; they differ only in summation order (~1e-15 relative),
+    // so the float results differ by at most an ulp of the final rounding: 1e-6 relative on
+    // PSNR values of 10-100 dB, plus 1e-6 dB absolute for a loss near 0.
+    const auto loss = dloss.read("psnr loss");
+    CHECK_CLOSE_ARRAYS("psnr loss", &loss_ref, loss.data(), 1, 1e-6, 1e-6);
+    CHECK_CLOSE_ARRAYS("psnr per patch", psnr_ref.data(), dpsnr.read("psnr per patch").data(), psnr_ref.size(),
+                       1e-6, 1e-6);
+    // dpred = coef * (y - t): (y - t) is the same float on both sides; coef may differ by an ulp.
+    CHECK_CLOSE_ARRAYS("psnr gradient", grad_ref.data(), dgrad.read("psnr gradient").data(), count, 1e-30,
+                       4 * FLT_EPSILON);
+    ws.read("psnr workspace");  // guards only
+
+    // Without the per-patch output.
+    dloss.poison_body();
+    gpu::psnr_loss_forward(s, dy.get(), dt.get(), dloss.get(), nullptr, ws.get(), nullptr);
+    CHECK_CLOSE_ARRAYS("psnr loss (no per-patch output)", &loss_ref, dloss.read("psnr loss").data(), 1, 1e-6, 1e-6);
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Determinism
+// ------------------------------------------------------------------------------------------------
+
+TEST_CASE("cuda determinism: backward weights and PSNR loss are bitwise reproducible") {
+  if (!isonet::test::gpu_or_skip()) return;
+  Conv2dShape s;
+  s.n = 8;
+  s.c_in = 48;
+  s.c_out = 16;
+  s.h = 64;
+  s.w = 64;
+  s.k = 7;
+  const size_t plane = static_cast<size_t>(s.h) * s.w, nw = static_cast<size_t>(s.c_out) * s.c_in * 49;
+  Guarded<float> dx(random_vector(s.n * s.c_in * plane, 6001)), dg(random_vector(s.n * s.c_out * plane, 6002));
+  Guarded<float> dgw(nw), dgb(s.c_out), ws(gpu::conv2d_workspace_floats(s));
+  std::vector<float> first_w, first_b;
+  for (int run = 0; run < 3; ++run) {
+    dgw.poison_body();
+    dgb.poison_body();
+    ws.poison_body();
+    gpu::conv2d_backward_weights(s, dx.get(), dg.get(), dgw.get(), dgb.get(), ws.get(), nullptr);
+    auto w = dgw.read("dW"), b = dgb.read("dbias");
+    if (run == 0) {
+      first_w = w, first_b = b;
+    } else {
+      check_bitwise("dW run-to-run", first_w, w);
+      check_bitwise("dbias run-to-run", first_b, b);
+    }
+  }
+
+  PsnrLossShape ps;
+  ps.n = 16;
+  ps.per_patch = 128 * 128;
+  const size_t count = ps.n * ps.per_patch;
+  Guarded<float> py(random_vector(count, 6003, 0.f, 1.f)), pt(random_vector(count, 6004, 0.f, 1.f));
+  Guarded<float> loss(1), psnr(ps.n), grad(count), pws(gpu::psnr_loss_workspace_floats(ps));
+  std::vector<float> first_loss, first_psnr, first_grad;
+  for (int run = 0; run < 3; ++run) {
+    loss.poison_body();
+    psnr.poison_body();
+    grad.poison_body();
+    gpu::psnr_loss_forward(ps, py.get(), pt.get(), loss.get(), psnr.get(), pws.get(), nullptr);
+    gpu::psnr_loss_backward(ps, py.get(), pt.get(), grad.get(), pws.get(), nullptr);
+    auto l = loss.read("loss"), p = psnr.read("psnr"), g = grad.read("grad");
+    if (run == 0) {
+      first_loss = l, first_psnr = p, first_grad = g;
+    } else {
+      check_bitwise("psnr loss run-to-run", first_loss, l);
+      check_bitwise("psnr per patch run-to-run", first_psnr, p);
+      check_bitwise("psnr gradient run-to-run", first_grad, g);
+    }
+  }
+}
+
+}  // namespace
