@@ -7,7 +7,9 @@
 
 #include <string>
 
+#include "imaging/cuda_buffer.h"
 #include "imaging/fft_convolve_backend.h"
+#include "kernels/cuda_launch.h"
 #include "kernels/cuda_check.h"
 #include "kernels/device.h"
 #include "kernels/log.h"
@@ -15,66 +17,40 @@
 namespace isonet::detail {
 namespace {
 
-constexpr int kThreads = 256;
-
-int blocks_for(size_t n) {
-  // Grid-stride loops below: cap the grid, every thread then covers several elements.
-  size_t b = (n + kThreads - 1) / kThreads;
-  return int(b < 65535 ? (b > 0 ? b : 1) : 65535);
-}
-
 // real [pz, py, px] <- image [nz, ny, nx] in the corner, zero elsewhere.
 __global__ void embed_padded(const float* __restrict__ in, float* __restrict__ real, int nz, int ny, int nx, int py,
                              int px, size_t real_count) {
-  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < real_count; i += size_t(gridDim.x) * blockDim.x) {
+  gpu::detail::grid_stride(real_count, [&](size_t i) {
     const int x = int(i % px);
     const size_t zy = i / px;
     const int y = int(zy % py);
     const int z = int(zy / py);
     real[i] = (z < nz && y < ny && x < nx) ? in[(size_t(z) * ny + y) * nx + x] : 0.f;
-  }
+  });
 }
 
 // spectrum[i] *= otf[i mod n_otf] (conjugated for the adjoint) * scale.
 __global__ void multiply_otf(cufftComplex* __restrict__ spec, const cufftComplex* __restrict__ otf, size_t count,
                              size_t n_otf, float scale, bool adjoint) {
-  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < count; i += size_t(gridDim.x) * blockDim.x) {
+  gpu::detail::grid_stride(count, [&](size_t i) {
     const cufftComplex a = spec[i];
     cufftComplex h = otf[i % n_otf];
     if (adjoint) h.y = -h.y;
     spec[i] = make_cuFloatComplex((a.x * h.x - a.y * h.y) * scale, (a.x * h.y + a.y * h.x) * scale);
-  }
+  });
 }
 
 // out [nz, ny, nx] <- the corner of real [pz, py, px].
 __global__ void crop_padded(const float* __restrict__ real, float* __restrict__ out, int ny, int nx, int py, int px,
                             size_t image_count) {
-  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < image_count;
-       i += size_t(gridDim.x) * blockDim.x) {
+  gpu::detail::grid_stride(image_count, [&](size_t i) {
     const int x = int(i % nx);
     const size_t zy = i / nx;
     const int y = int(zy % ny);
     const int z = int(zy / ny);
     out[i] = real[(size_t(z) * py + y) * px + x];
-  }
+  });
 }
-
-// Device memory owned through device_alloc (byte accounting, checked allocation).
-class DeviceBuffer {
- public:
-  explicit DeviceBuffer(size_t bytes) : bytes_(bytes), ptr_(device_alloc(Device::CUDA, bytes)) {}
-  ~DeviceBuffer() { device_free(Device::CUDA, ptr_, bytes_); }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-  template <typename T>
-  T* as() const {
-    return static_cast<T*>(ptr_);
-  }
-
- private:
-  size_t bytes_;
-  void* ptr_;
-};
 
 class CufftPlan {
  public:
@@ -134,18 +110,18 @@ class CufftBackend final : public FftBackend {
       CUDA_CHECK("FftConvolver: upload", cudaMemcpy(io_.as<float>(), in, image_bytes, cudaMemcpyHostToDevice));
       d_in = d_out = io_.as<float>();
     }
-    embed_padded<<<blocks_for(g.real_count()), kThreads>>>(d_in, real_.as<float>(), g.nz, g.ny, g.nx, g.py, g.px,
+    embed_padded<<<gpu::detail::grid_for(g.real_count()), gpu::detail::kBlock>>>(d_in, real_.as<float>(), g.nz, g.ny, g.nx, g.py, g.px,
                                                            g.real_count());
     CUDA_CHECK_LAUNCH("FftConvolver: embedding the image");
     CUFFT_CHECK("FftConvolver: forward transform",
                 cufftExecR2C(forward_.get(), real_.as<cufftReal>(), cplx_.as<cufftComplex>()));
-    multiply_otf<<<blocks_for(g.complex_count()), kThreads>>>(cplx_.as<cufftComplex>(), otf_.as<cufftComplex>(),
+    multiply_otf<<<gpu::detail::grid_for(g.complex_count()), gpu::detail::kBlock>>>(cplx_.as<cufftComplex>(), otf_.as<cufftComplex>(),
                                                               g.complex_count(), g.otf_count(),
                                                               float(1.0 / g.transform_size()), adjoint);
     CUDA_CHECK_LAUNCH("FftConvolver: multiplying by the OTF");
     CUFFT_CHECK("FftConvolver: inverse transform",
                 cufftExecC2R(inverse_.get(), cplx_.as<cufftComplex>(), real_.as<cufftReal>()));
-    crop_padded<<<blocks_for(g.image_count()), kThreads>>>(real_.as<float>(), d_out, g.ny, g.nx, g.py, g.px,
+    crop_padded<<<gpu::detail::grid_for(g.image_count()), gpu::detail::kBlock>>>(real_.as<float>(), d_out, g.ny, g.nx, g.py, g.px,
                                                            g.image_count());
     CUDA_CHECK_LAUNCH("FftConvolver: cropping the result");
     if (!device_pointers)
@@ -154,10 +130,10 @@ class CufftBackend final : public FftBackend {
 
  private:
   FftGeometry g_;
-  DeviceBuffer real_;  // float [pz, py, px]
-  DeviceBuffer cplx_;  // cufftComplex [pz, py, px/2+1]
-  DeviceBuffer otf_;   // cufftComplex [otf_count]
-  DeviceBuffer io_;    // float [nz, ny, nx]: staging for the host-pointer calls
+  CudaBuffer real_;  // float [pz, py, px]
+  CudaBuffer cplx_;  // cufftComplex [pz, py, px/2+1]
+  CudaBuffer otf_;   // cufftComplex [otf_count]
+  CudaBuffer io_;    // float [nz, ny, nx]: staging for the host-pointer calls
   CufftPlan forward_, inverse_;
 };
 
