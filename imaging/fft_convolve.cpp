@@ -4,7 +4,9 @@
 #include "imaging/fft_convolve.h"
 
 #include <fftw3.h>
+#include <omp.h>
 
+#include <algorithm>
 #include <complex>
 #include <cstring>
 #include <mutex>
@@ -93,76 +95,77 @@ FftwBuffer<T> fftw_alloc(size_t count, const char* what) {
   return FftwBuffer<T>(p);
 }
 
+// The work is done in units: rank 3 has one unit (the whole padded volume), rank 2 one unit per
+// plane. Rank-2 planes are independent, so they run in parallel (OpenMP), each thread in its
+// own unit buffer: memory stays at (threads x one padded plane) however many planes there are.
+// Unit buffers are 64-byte aligned, so one plan (made on unit 0) serves every unit through
+// FFTW's new-array execute functions, which are thread-safe.
 class FftwBackend final : public FftBackend {
  public:
   FftwBackend(const FftGeometry& g, const std::vector<float>& wrapped) : g_(g) {
-    real_ = fftw_alloc<float>(g.real_count(), "the padded image");
-    cplx_ = fftw_alloc<fftwf_complex>(g.complex_count(), "its spectrum");
-    otf_.resize(g.otf_count());
+    const int tz = g.rank == 3 ? g.pz : 1;  // planes per unit
+    unit_real_ = round_up(size_t(tz) * g.py * g.px, 16);
+    unit_cplx_ = round_up(size_t(tz) * g.py * (g.px / 2 + 1), 8);
+    n_otf_ = size_t(tz) * g.py * (g.px / 2 + 1);
+    n_units_ = g.rank == 3 ? 1 : std::max(1, std::min(g.batch, omp_get_max_threads()));
+    real_ = fftw_alloc<float>(unit_real_ * n_units_, "the padded image");
+    cplx_ = fftw_alloc<fftwf_complex>(unit_cplx_ * n_units_, "its spectrum");
     const int dims3[3] = {g.pz, g.py, g.px};
     const int* n = g.rank == 3 ? dims3 : dims3 + 1;
-    const int dist_r = g.rank == 3 ? int(g.real_count()) : g.py * g.px;
-    const int dist_c = g.rank == 3 ? int(g.complex_count()) : g.py * (g.px / 2 + 1);
     {
       std::lock_guard<std::mutex> lock(fftw_planner_mutex());
-      forward_ = fftwf_plan_many_dft_r2c(g.rank, n, g.batch, real_.get(), nullptr, 1, dist_r, cplx_.get(), nullptr,
-                                         1, dist_c, FFTW_ESTIMATE);
-      inverse_ = fftwf_plan_many_dft_c2r(g.rank, n, g.batch, cplx_.get(), nullptr, 1, dist_c, real_.get(), nullptr,
-                                         1, dist_r, FFTW_ESTIMATE);
+      forward_ = fftwf_plan_dft_r2c(g.rank, n, real_.get(), cplx_.get(), FFTW_ESTIMATE);
+      inverse_ = fftwf_plan_dft_c2r(g.rank, n, cplx_.get(), real_.get(), FFTW_ESTIMATE);
     }
     if (!forward_ || !inverse_) {
       destroy_plans();
-      fail("FftConvolver: FFTW could not plan a ", g.rank, "D transform of (", g.pz, ",", g.py, ",", g.px, ")");
+      fail("FftConvolver: FFTW could not plan a ", g.rank, "D transform of (", tz, ",", g.py, ",", g.px, ")");
     }
-    // The OTF: one transform of the wrapped kernel (a batch-1 plan on scratch buffers).
-    auto kreal = fftw_alloc<float>(wrapped.size(), "the kernel");
-    auto kcplx = fftw_alloc<fftwf_complex>(g.otf_count(), "the kernel spectrum");
-    fftwf_plan kplan;
-    {
-      std::lock_guard<std::mutex> lock(fftw_planner_mutex());
-      kplan = fftwf_plan_dft_r2c(g.rank, n, kreal.get(), kcplx.get(), FFTW_ESTIMATE);
-    }
-    if (!kplan) {
-      destroy_plans();
-      fail("FftConvolver: FFTW could not plan the kernel transform");
-    }
-    std::memcpy(kreal.get(), wrapped.data(), wrapped.size() * sizeof(float));
-    fftwf_execute(kplan);
-    {
-      std::lock_guard<std::mutex> lock(fftw_planner_mutex());
-      fftwf_destroy_plan(kplan);
-    }
-    for (size_t i = 0; i < otf_.size(); ++i) otf_[i] = {kcplx.get()[i][0], kcplx.get()[i][1]};
+    // The OTF: the forward transform of the wrapped kernel ([tz, py, px], like one unit).
+    std::memcpy(real_.get(), wrapped.data(), wrapped.size() * sizeof(float));
+    fftwf_execute_dft_r2c(forward_, real_.get(), cplx_.get());
+    otf_.resize(n_otf_);
+    for (size_t i = 0; i < n_otf_; ++i) otf_[i] = {cplx_.get()[i][0], cplx_.get()[i][1]};
   }
 
   ~FftwBackend() override { destroy_plans(); }
 
   void run(const float* in, float* out, bool adjoint, bool device_pointers) override {
     ISONET_CHECK(!device_pointers, "FftConvolver: the *_device calls need a CUDA convolver (this one runs on the CPU)");
-    const FftGeometry& g = g_;
-    float* real = real_.get();
-    // Image into the corner of the zeroed padded grid ([pz, py, px], same layout in both ranks).
-    std::memset(real, 0, g.real_count() * sizeof(float));
-    for (int z = 0; z < g.nz; ++z)
-      for (int y = 0; y < g.ny; ++y)
-        std::memcpy(real + (size_t(z) * g.py + y) * g.px, in + (size_t(z) * g.ny + y) * g.nx, g.nx * sizeof(float));
-    fftwf_execute(forward_);
-    auto* c = reinterpret_cast<std::complex<float>*>(cplx_.get());
-    const float scale = float(1.0 / g.transform_size());
-    const size_t n_otf = otf_.size();
-    const int n_rep = int(g.complex_count() / n_otf);  // the shared 2D OTF once per plane in rank 2
-#pragma omp parallel for schedule(static) if (g.complex_count() > (1u << 16))
-    for (int b = 0; b < n_rep; ++b) {
-      std::complex<float>* cb = c + size_t(b) * n_otf;
-      for (size_t i = 0; i < n_otf; ++i) cb[i] *= (adjoint ? std::conj(otf_[i]) : otf_[i]) * scale;
+    if (g_.rank == 3) {
+      process(0, 0, g_.nz, in, out, adjoint);
+      return;
     }
-    fftwf_execute(inverse_);
-    for (int z = 0; z < g.nz; ++z)
-      for (int y = 0; y < g.ny; ++y)
-        std::memcpy(out + (size_t(z) * g.ny + y) * g.nx, real + (size_t(z) * g.py + y) * g.px, g.nx * sizeof(float));
+#pragma omp parallel for schedule(dynamic) num_threads(n_units_) if (n_units_ > 1)
+    for (int z = 0; z < g_.nz; ++z) process(omp_get_thread_num(), z, 1, in, out, adjoint);
   }
 
  private:
+  static size_t round_up(size_t n, size_t m) { return (n + m - 1) / m * m; }
+
+  // Convolves image planes [z0, z0 + planes) in unit buffer `unit`: embed in the zeroed padded
+  // grid, forward transform, multiply by the OTF (conjugate for the adjoint) and 1/N, inverse,
+  // crop. Reads its input planes before writing its output planes, so out may alias in.
+  void process(int unit, int z0, int planes, const float* in, float* out, bool adjoint) {
+    const FftGeometry& g = g_;
+    float* real = real_.get() + size_t(unit) * unit_real_;
+    fftwf_complex* spec = cplx_.get() + size_t(unit) * unit_cplx_;
+    std::memset(real, 0, unit_real_ * sizeof(float));
+    for (int z = 0; z < planes; ++z)
+      for (int y = 0; y < g.ny; ++y)
+        std::memcpy(real + (size_t(z) * g.py + y) * g.px, in + (size_t(z0 + z) * g.ny + y) * g.nx, g.nx * sizeof(float));
+    fftwf_execute_dft_r2c(forward_, real, spec);
+    auto* c = reinterpret_cast<std::complex<float>*>(spec);
+    const float scale = float(1.0 / g.transform_size());
+    const long long n = (long long)n_otf_;
+#pragma omp parallel for schedule(static) if (g.rank == 3 && n > (1 << 16))
+    for (long long i = 0; i < n; ++i) c[i] *= (adjoint ? std::conj(otf_[i]) : otf_[i]) * scale;
+    fftwf_execute_dft_c2r(inverse_, spec, real);
+    for (int z = 0; z < planes; ++z)
+      for (int y = 0; y < g.ny; ++y)
+        std::memcpy(out + (size_t(z0 + z) * g.ny + y) * g.nx, real + (size_t(z) * g.py + y) * g.px, g.nx * sizeof(float));
+  }
+
   void destroy_plans() {
     std::lock_guard<std::mutex> lock(fftw_planner_mutex());
     if (forward_) fftwf_destroy_plan(forward_);
@@ -171,9 +174,12 @@ class FftwBackend final : public FftBackend {
   }
 
   FftGeometry g_;
-  FftwBuffer<float> real_;          // [pz, py, px]
-  FftwBuffer<fftwf_complex> cplx_;  // [pz, py, px/2+1]
-  std::vector<std::complex<float>> otf_;  // [otf_count]
+  size_t unit_real_ = 0, unit_cplx_ = 0;  // per-unit buffer strides (64-byte multiples)
+  size_t n_otf_ = 0;                      // complex values per unit transform
+  int n_units_ = 1;
+  FftwBuffer<float> real_;                // [n_units, unit_real_]: [tz, py, px] each
+  FftwBuffer<fftwf_complex> cplx_;        // [n_units, unit_cplx_]: [tz, py, px/2+1] each
+  std::vector<std::complex<float>> otf_;  // [tz, py, px/2+1]
   fftwf_plan forward_ = nullptr, inverse_ = nullptr;
 };
 
