@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <numeric>
 #include <queue>
@@ -25,12 +26,14 @@ void check_shape(Shape3 s, size_t got, const char* op, const char* what) {
                ",", s.nx, ") needs ", s.size());
 }
 
-// Offsets of the 26 (or 18 or 6) neighbours, with a bounds test per voxel. Kept as (dz,dy,dx) so the
-// callers can skip neighbours outside the volume without padding.
+// The 26 (or 18 or 6) neighbours of a voxel in a volume of shape s: as (dz,dy,dx) for voxels on
+// the border (bounds-checked) and as linear offsets for interior voxels (no checks, the common case).
 struct Neighbours {
+  Shape3 s;
   int count = 0;
   int dz[26], dy[26], dx[26];
-  explicit Neighbours(int connectivity) {
+  ptrdiff_t offset[26];
+  Neighbours(Shape3 shape, int connectivity) : s(shape) {
     for (int z = -1; z <= 1; ++z)
       for (int y = -1; y <= 1; ++y)
         for (int x = -1; x <= 1; ++x) {
@@ -38,26 +41,36 @@ struct Neighbours {
           if (manhattan == 0) continue;
           if (connectivity == 6 && manhattan > 1) continue;
           if (connectivity == 18 && manhattan > 2) continue;
-          dz[count] = z, dy[count] = y, dx[count] = x, ++count;
+          dz[count] = z, dy[count] = y, dx[count] = x;
+          offset[count] = (ptrdiff_t(z) * s.ny + y) * s.nx + x;
+          ++count;
         }
+  }
+  // Calls fn(neighbour index) for every in-volume neighbour of voxel i.
+  template <typename Fn>
+  inline void visit(size_t i, Fn&& fn) const {
+    const int x = int(i % size_t(s.nx));
+    const size_t r = i / size_t(s.nx);
+    const int y = int(r % size_t(s.ny)), z = int(r / size_t(s.ny));
+    if (z > 0 && z + 1 < s.nz && y > 0 && y + 1 < s.ny && x > 0 && x + 1 < s.nx) {
+      for (int k = 0; k < count; ++k) fn(size_t(ptrdiff_t(i) + offset[k]));
+      return;
+    }
+    for (int k = 0; k < count; ++k) {
+      int zz = z + dz[k], yy = y + dy[k], xx = x + dx[k];
+      if (unsigned(zz) >= unsigned(s.nz) || unsigned(yy) >= unsigned(s.ny) || unsigned(xx) >= unsigned(s.nx)) continue;
+      fn((size_t(zz) * s.ny + yy) * s.nx + xx);
+    }
   }
 };
 
-// Calls fn(neighbour index) for every in-volume neighbour of voxel (z, y, x).
-template <typename Fn>
-inline void for_neighbours(const Neighbours& nb, Shape3 s, int z, int y, int x, Fn&& fn) {
-  for (int k = 0; k < nb.count; ++k) {
-    int zz = z + nb.dz[k], yy = y + nb.dy[k], xx = x + nb.dx[k];
-    if (unsigned(zz) >= unsigned(s.nz) || unsigned(yy) >= unsigned(s.ny) || unsigned(xx) >= unsigned(s.nx)) continue;
-    fn((size_t(zz) * s.ny + yy) * s.nx + xx);
-  }
-}
-
-inline void unravel(size_t i, Shape3 s, int& z, int& y, int& x) {
-  x = int(i % size_t(s.nx));
-  size_t r = i / size_t(s.nx);
-  y = int(r % size_t(s.ny));
-  z = int(r / size_t(s.ny));
+// Order-preserving map of a float to uint32 (a < b <=> key(a) < key(b) for non-NaN values, and
+// -0 == +0), so (value, tie-break) pairs sort as one 64-bit integer.
+inline uint32_t float_order_key(float f) {
+  if (f == 0.f) f = 0.f;  // fold -0 onto +0
+  uint32_t u;
+  std::memcpy(&u, &f, sizeof u);
+  return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
 }
 
 // Renumbers the positive labels 1..n in raster order of their first voxel; returns n.
@@ -265,13 +278,11 @@ void fill_holes_3d(std::vector<uint8_t>& mask, Shape3 s) {
         }
         seed((size_t(z) * s.ny + y) * s.nx + x);
       }
-  const Neighbours nb(6);
+  const Neighbours nb(s, 6);
   while (!stack.empty()) {
     size_t i = stack.back();
     stack.pop_back();
-    int z, y, x;
-    unravel(i, s, z, y, x);
-    for_neighbours(nb, s, z, y, x, seed);
+    nb.visit(i, seed);
   }
   for (size_t i = 0; i < mask.size(); ++i)
     if (!mask[i] && !outside[i]) mask[i] = 1;
@@ -284,7 +295,7 @@ std::vector<int32_t> connected_components_3d(const std::vector<uint8_t>& mask, S
                "connected_components_3d: connectivity must be 6, 18 or 26, got ", connectivity);
   ISONET_CHECK(mask.size() < size_t(std::numeric_limits<int32_t>::max()),
                "connected_components_3d: volume too large for int32 labels");
-  const Neighbours nb(connectivity);
+  const Neighbours nb(s, connectivity);
   std::vector<int32_t> labels(mask.size(), 0);
   std::vector<size_t> stack;
   int32_t n = 0;
@@ -295,9 +306,7 @@ std::vector<int32_t> connected_components_3d(const std::vector<uint8_t>& mask, S
     while (!stack.empty()) {
       size_t i = stack.back();
       stack.pop_back();
-      int z, y, x;
-      unravel(i, s, z, y, x);
-      for_neighbours(nb, s, z, y, x, [&](size_t j) {
+      nb.visit(i, [&](size_t j) {
         if (mask[j] && !labels[j]) labels[j] = n, stack.push_back(j);
       });
     }
@@ -338,57 +347,71 @@ std::vector<int32_t> maxima_markers(const std::vector<float>& f, const std::vect
   ISONET_CHECK(h >= 0 && std::isfinite(h), "maxima_markers: h must be finite and >= 0, got ", h);
   ISONET_CHECK(mask.size() < size_t(std::numeric_limits<int32_t>::max()),
                "maxima_markers: volume too large for int32 indices");
-  // Foreground voxels from high to low (ties: raster order). Union-find over them in that order
-  // builds the maxima's merge tree: when two components meet at voxel p, the one with the lower
-  // peak ends there, and its dynamic is peak - f(p).
-  std::vector<int32_t> order;
+  // Foreground voxels from high to low, ties in raster order: one 64-bit key per voxel,
+  // (inverted value key) << 32 | index, sorted ascending.
+  std::vector<uint64_t> order;
   for (size_t i = 0; i < mask.size(); ++i)
     if (mask[i]) {
       ISONET_CHECK(!std::isnan(f[i]), "maxima_markers: surface is NaN at index ", i);
-      order.push_back(int32_t(i));
+      order.push_back((uint64_t(~float_order_key(f[i])) << 32) | uint64_t(i));
     }
-  std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return f[a] > f[b] || (f[a] == f[b] && a < b); });
-  auto higher = [&](int32_t a, int32_t b) { return f[a] > f[b] || (f[a] == f[b] && a < b); };
+  std::sort(order.begin(), order.end());
 
-  std::vector<int32_t> parent(mask.size(), -1);  // -1: not yet processed
-  std::vector<int32_t> peak(mask.size(), -1);    // peak voxel of a root's component
-  std::vector<double> dynamic(mask.size(), std::numeric_limits<double>::infinity());  // at peak voxels
+  // Union-find over the voxels in that order builds the maxima's merge tree. A voxel with no
+  // processed neighbour starts a component: a peak, recorded in `peaks` (so in height order). A
+  // voxel with processed neighbours joins the first one's component and merges the others into it;
+  // at each merge of two components the one with the lower peak ends, and its dynamic is its peak's
+  // height minus the height of the merging voxel (the saddle).
+  struct Peak {
+    int32_t voxel;
+    double dynamic;
+  };
+  std::vector<Peak> peaks;
+  std::vector<int32_t> parent(mask.size(), -1);  // -1: background or not processed yet
+  std::vector<int32_t> peak_of(mask.size(), -1);  // at roots: index into peaks
   auto find = [&](int32_t i) {
     int32_t r = i;
     while (parent[r] != r) r = parent[r];
-    while (parent[i] != r) {
+    while (parent[i] != r) {  // path compression
       int32_t next = parent[i];
       parent[i] = r;
       i = next;
     }
     return r;
   };
-  const Neighbours nb(26);
-  for (int32_t p : order) {
-    parent[p] = p, peak[p] = p;
-    int z, y, x;
-    unravel(size_t(p), s, z, y, x);
-    for_neighbours(nb, s, z, y, x, [&](size_t jq) {
-      int32_t q = int32_t(jq);
-      if (parent[q] < 0) return;  // background or lower, not processed yet
-      int32_t rp = find(p), rq = find(q);
+  // Peaks are created in processing order, so a smaller peak index is higher (ties: raster order).
+  const Neighbours nb(s, 26);
+  for (uint64_t key : order) {
+    const int32_t p = int32_t(key & 0xffffffffu);
+    const double level = f[p];
+    bool joined = false;
+    nb.visit(size_t(p), [&](size_t jq) {
+      const int32_t q = int32_t(jq);
+      if (parent[q] < 0) return;
+      const int32_t rq = find(q);
+      if (!joined) {
+        parent[p] = rq;
+        joined = true;
+        return;
+      }
+      const int32_t rp = find(p);
       if (rp == rq) return;
-      int32_t a = peak[rp], b = peak[rq];
-      int32_t winner = higher(a, b) ? a : b, loser = winner == a ? b : a;
-      dynamic[loser] = double(f[loser]) - double(f[p]);
+      const int32_t a = peak_of[rp], b = peak_of[rq];
+      const int32_t winner = std::min(a, b), loser = std::max(a, b);
+      peaks[loser].dynamic = double(f[peaks[loser].voxel]) - level;
       parent[rq] = rp;
-      peak[rp] = winner;
+      peak_of[rp] = winner;
     });
+    if (!joined) {
+      parent[p] = p;
+      peak_of[p] = int32_t(peaks.size());
+      peaks.push_back({p, std::numeric_limits<double>::infinity()});
+    }
   }
   std::vector<int32_t> markers(mask.size(), 0);
   int32_t n = 0;
-  // A voxel that joined an existing component on arrival lost at its own height (dynamic 0); only
-  // voxels that started a component (the peaks) can have a positive dynamic. `order` lists them by
-  // height, which numbers the markers by height.
-  for (int32_t p : order) {
-    const double d = dynamic[p];
-    if (d > 0 && d >= h) markers[p] = ++n;
-  }
+  for (const Peak& pk : peaks)  // a dynamic of 0: a plateau voxel that met its own plateau
+    if (pk.dynamic > 0 && pk.dynamic >= h) markers[pk.voxel] = ++n;
   if (count) *count = n;
   return markers;
 }
@@ -398,37 +421,57 @@ std::vector<int32_t> watershed_from_markers(const std::vector<float>& surface, c
   check_mask(mask, s, "watershed_from_markers");
   check_shape(s, surface.size(), "watershed_from_markers", "surface");
   check_shape(s, markers.size(), "watershed_from_markers", "markers");
-  struct Item {
-    float value;
-    uint64_t age;
-    size_t index;
+  ISONET_CHECK(mask.size() < size_t(std::numeric_limits<int32_t>::max()),
+               "watershed_from_markers: volume too large for int32 indices");
+  // The flood order is "lowest value first, and among equal values first in, first out" (plateaus
+  // then flood evenly from all sides, and the result depends on nothing but the data). It is kept
+  // with a bucket queue: the distinct values of the surface in the mask are ranked into levels,
+  // each level is a FIFO list (linked through `next`, as every voxel enters once), and a small
+  // heap holds the levels whose lists are not empty. For a distance map there are only a few
+  // hundred levels, so this costs O(N) instead of a heap's O(N log N) with its cache misses.
+  std::vector<uint32_t> values;
+  for (size_t i = 0; i < mask.size(); ++i)
+    if (mask[i]) {
+      ISONET_CHECK(!std::isnan(surface[i]), "watershed_from_markers: surface is NaN at index ", i);
+      values.push_back(float_order_key(surface[i]));
+    }
+  std::sort(values.begin(), values.end());
+  values.erase(std::unique(values.begin(), values.end()), values.end());
+  auto level_of = [&](size_t i) {
+    return uint32_t(std::lower_bound(values.begin(), values.end(), float_order_key(surface[i])) - values.begin());
   };
-  // Lowest value first; among equals the oldest (first in, first out), which floods plateaus
-  // evenly from all sides and makes the result independent of the heap's internals.
-  auto later = [](const Item& a, const Item& b) { return a.value > b.value || (a.value == b.value && a.age > b.age); };
-  std::priority_queue<Item, std::vector<Item>, decltype(later)> heap(later);
+  std::vector<int32_t> head(values.size(), -1), tail(values.size(), -1), next(mask.size(), -1);
+  std::priority_queue<uint32_t, std::vector<uint32_t>, std::greater<uint32_t>> active;
+  auto push = [&](size_t i) {
+    const uint32_t l = level_of(i);
+    if (head[l] < 0) {
+      head[l] = tail[l] = int32_t(i);
+      active.push(l);
+    } else {
+      next[tail[l]] = int32_t(i);
+      tail[l] = int32_t(i);
+    }
+  };
+
   std::vector<int32_t> labels(mask.size(), 0);
-  uint64_t age = 0;
   for (size_t i = 0; i < mask.size(); ++i) {
     if (markers[i] == 0) continue;
     ISONET_CHECK(markers[i] > 0, "watershed_from_markers: negative marker label ", markers[i], " at index ", i);
     ISONET_CHECK(mask[i], "watershed_from_markers: marker ", markers[i], " at index ", i, " lies outside the mask");
-    ISONET_CHECK(!std::isnan(surface[i]), "watershed_from_markers: surface is NaN at index ", i);
     labels[i] = markers[i];
-    heap.push({surface[i], age++, i});
+    push(i);
   }
-  const Neighbours nb(26);
-  while (!heap.empty()) {
-    Item it = heap.top();
-    heap.pop();
-    const int32_t l = labels[it.index];
-    int z, y, x;
-    unravel(it.index, s, z, y, x);
-    for_neighbours(nb, s, z, y, x, [&](size_t j) {
+  const Neighbours nb(s, 26);
+  while (!active.empty()) {
+    const uint32_t l = active.top();
+    const size_t i = size_t(head[l]);
+    head[l] = next[i];
+    if (head[l] < 0) active.pop();  // pushes below re-activate the level if needed
+    const int32_t lab = labels[i];
+    nb.visit(i, [&](size_t j) {
       if (!mask[j] || labels[j]) return;
-      ISONET_CHECK(!std::isnan(surface[j]), "watershed_from_markers: surface is NaN at index ", j);
-      labels[j] = l;  // labelled when first reached: each voxel enters the heap once
-      heap.push({surface[j], age++, j});
+      labels[j] = lab;  // labelled when first reached: each voxel enters the queue once
+      push(j);
     });
   }
   return labels;

@@ -10,6 +10,8 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <queue>
+#include <tuple>
 
 #include <unistd.h>
 
@@ -401,6 +403,59 @@ TEST_CASE("watershed_from_markers: FIFO priority flood on a hand-computed line, 
   markers[9] = 1;  // outside the mask
   CHECK_THROWS_WITH_AS(watershed_from_markers(surf, markers, mask, s), doctest::Contains("outside the mask"),
                        isonet::Error);
+}
+
+namespace {
+// Reference flood with a plain binary heap on (value, age): the definition of the flood order.
+std::vector<int32_t> ref_watershed(const std::vector<float>& surf, const std::vector<int32_t>& markers,
+                                   const std::vector<uint8_t>& mask, Shape3 s) {
+  using Item = std::tuple<float, uint64_t, size_t>;
+  std::priority_queue<Item, std::vector<Item>, std::greater<Item>> q;
+  std::vector<int32_t> lab(mask.size(), 0);
+  uint64_t age = 0;
+  for (size_t i = 0; i < mask.size(); ++i)
+    if (markers[i]) lab[i] = markers[i], q.emplace(surf[i], age++, i);
+  while (!q.empty()) {
+    size_t i = std::get<2>(q.top());
+    q.pop();
+    int z = int(i / (size_t(s.ny) * s.nx)), y = int(i / s.nx % s.ny), x = int(i % s.nx);
+    for (int dz = -1; dz <= 1; ++dz)
+      for (int dy = -1; dy <= 1; ++dy)
+        for (int dx = -1; dx <= 1; ++dx) {
+          int zz = z + dz, yy = y + dy, xx = x + dx;
+          if ((dz | dy | dx) == 0 || zz < 0 || yy < 0 || xx < 0 || zz >= s.nz || yy >= s.ny || xx >= s.nx) continue;
+          size_t j = idx(s, zz, yy, xx);
+          if (!mask[j] || lab[j]) continue;
+          lab[j] = lab[i];
+          q.emplace(surf[j], age++, j);
+        }
+  }
+  return lab;
+}
+}  // namespace
+
+TEST_CASE("watershed_from_markers: same labels as a reference heap flood on random surfaces with ties") {
+  const Shape3 s{11, 13, 17};
+  std::mt19937_64 rng(8);
+  std::uniform_int_distribution<int> level(0, 5);  // few levels: many ties, so FIFO order matters
+  std::bernoulli_distribution in_mask(0.85), is_marker(0.01);
+  for (int rep = 0; rep < 3; ++rep) {
+    std::vector<float> surf(s.size());
+    std::vector<uint8_t> mask(s.size());
+    std::vector<int32_t> markers(s.size(), 0);
+    int n = 0;
+    for (size_t i = 0; i < s.size(); ++i) {
+      surf[i] = rep == 2 ? float(level(rng)) * 0.37f - 1.0f : float(level(rng));
+      mask[i] = in_mask(rng);
+      if (mask[i] && is_marker(rng)) markers[i] = ++n;
+    }
+    REQUIRE(n >= 2);
+    auto got = watershed_from_markers(surf, markers, mask, s);
+    auto ref = ref_watershed(surf, markers, mask, s);
+    size_t diff = 0;
+    for (size_t i = 0; i < s.size(); ++i) diff += got[i] != ref[i];
+    CHECK(diff == 0);
+  }
 }
 
 TEST_CASE("segment_nuclei: two touching balls are split, one ball stays one object") {
