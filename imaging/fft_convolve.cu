@@ -5,6 +5,8 @@
 // out, transformed back C2R and cropped. All work is on the legacy default stream.
 #include <cufft.h>
 
+#include <algorithm>
+#include <memory>
 #include <string>
 
 #include "imaging/cuda_buffer.h"
@@ -52,6 +54,8 @@ __global__ void crop_padded(const float* __restrict__ real, float* __restrict__ 
   });
 }
 
+// A cuFFT plan without its own workspace: the forward and inverse plans of a convolver share
+// one work area (they never run concurrently: same stream), halving cuFFT's scratch memory.
 class CufftPlan {
  public:
   CufftPlan() = default;
@@ -63,13 +67,20 @@ class CufftPlan {
   }
   CufftPlan(const CufftPlan&) = delete;
   CufftPlan& operator=(const CufftPlan&) = delete;
-  // rank-D transforms of n[0..rank), `batch` of them, contiguous default layouts.
-  void create(int rank, int* n, int batch, cufftType type, int dist_real, int dist_complex) {
-    const bool r2c = type == CUFFT_R2C;
-    CUFFT_CHECK("FftConvolver: cuFFT plan", cufftPlanMany(&handle_, rank, n, nullptr, 1, r2c ? dist_real : dist_complex,
-                                                          nullptr, 1, r2c ? dist_complex : dist_real, type, batch));
+  // `batch` rank-D transforms of n[0..rank) in contiguous default layouts (dist_real real /
+  // dist_complex complex values apart). Returns the work area size it needs in bytes.
+  size_t create(int rank, int* n, int batch, cufftType type, int dist_real, int dist_complex) {
+    const char* op = "FftConvolver: cuFFT plan";
+    CUFFT_CHECK(op, cufftCreate(&handle_));
     created_ = true;
+    CUFFT_CHECK(op, cufftSetAutoAllocation(handle_, 0));
+    const bool r2c = type == CUFFT_R2C;
+    size_t work = 0;
+    CUFFT_CHECK(op, cufftMakePlanMany(handle_, rank, n, nullptr, 1, r2c ? dist_real : dist_complex, nullptr, 1,
+                                      r2c ? dist_complex : dist_real, type, batch, &work));
+    return work;
   }
+  void set_work_area(void* area) { CUFFT_CHECK("FftConvolver: cuFFT work area", cufftSetWorkArea(handle_, area)); }
   cufftHandle get() const { return handle_; }
 
  private:
@@ -83,22 +94,26 @@ class CufftBackend final : public FftBackend {
       : g_(g),
         real_(g.real_count() * sizeof(float)),
         cplx_(g.complex_count() * sizeof(cufftComplex)),
-        otf_(g.otf_count() * sizeof(cufftComplex)),
-        io_(g.image_count() * sizeof(float)) {
+        otf_(g.otf_count() * sizeof(cufftComplex)) {
     int dims3[3] = {g.pz, g.py, g.px};
     int* n = g.rank == 3 ? dims3 : dims3 + 1;
     const int dist_r = g.rank == 3 ? int(g.real_count()) : g.py * g.px;
     const int dist_c = g.rank == 3 ? int(g.complex_count()) : g.py * (g.px / 2 + 1);
-    forward_.create(g.rank, n, g.batch, CUFFT_R2C, dist_r, dist_c);
-    inverse_.create(g.rank, n, g.batch, CUFFT_C2R, dist_r, dist_c);
-    // The OTF: one transform of the wrapped kernel, uploaded into the (still unused) real buffer.
-    CufftPlan kplan;
-    kplan.create(g.rank, n, 1, CUFFT_R2C, dist_r, dist_c);
-    CUDA_CHECK("FftConvolver: uploading the kernel",
-               cudaMemcpy(real_.as<float>(), wrapped.data(), wrapped.size() * sizeof(float), cudaMemcpyHostToDevice));
-    CUFFT_CHECK("FftConvolver: kernel transform",
-                cufftExecR2C(kplan.get(), real_.as<cufftReal>(), otf_.as<cufftComplex>()));
-    CUDA_CHECK("FftConvolver: kernel transform", cudaDeviceSynchronize());
+    const size_t work = std::max(forward_.create(g.rank, n, g.batch, CUFFT_R2C, dist_r, dist_c),
+                                 inverse_.create(g.rank, n, g.batch, CUFFT_C2R, dist_r, dist_c));
+    if (work > 0) {
+      work_ = std::make_unique<CudaBuffer>(work);
+      forward_.set_work_area(work_->as<void>());
+      inverse_.set_work_area(work_->as<void>());
+    }
+    // The OTF: the forward plan on the wrapped kernel in the first transform's slot (in rank 2
+    // the other planes' transforms are independent and ignored), then its spectrum copied out.
+    const char* op = "FftConvolver: kernel transform";
+    CUDA_CHECK(op, cudaMemset(real_.as<float>(), 0, real_.bytes()));
+    CUDA_CHECK(op, cudaMemcpy(real_.as<float>(), wrapped.data(), wrapped.size() * sizeof(float), cudaMemcpyHostToDevice));
+    CUFFT_CHECK(op, cufftExecR2C(forward_.get(), real_.as<cufftReal>(), cplx_.as<cufftComplex>()));
+    CUDA_CHECK(op, cudaMemcpy(otf_.as<cufftComplex>(), cplx_.as<cufftComplex>(), otf_.bytes(), cudaMemcpyDeviceToDevice));
+    CUDA_CHECK(op, cudaDeviceSynchronize());
   }
 
   void run(const float* in, float* out, bool adjoint, bool device_pointers) override {
@@ -107,25 +122,28 @@ class CufftBackend final : public FftBackend {
     const float* d_in = in;
     float* d_out = out;
     if (!device_pointers) {
-      CUDA_CHECK("FftConvolver: upload", cudaMemcpy(io_.as<float>(), in, image_bytes, cudaMemcpyHostToDevice));
-      d_in = d_out = io_.as<float>();
+      if (!io_) io_ = std::make_unique<CudaBuffer>(image_bytes);  // staging, made on first host call
+      CUDA_CHECK("FftConvolver: upload", cudaMemcpy(io_->as<float>(), in, image_bytes, cudaMemcpyHostToDevice));
+      d_in = d_out = io_->as<float>();
     }
-    embed_padded<<<gpu::detail::grid_for(g.real_count()), gpu::detail::kBlock>>>(d_in, real_.as<float>(), g.nz, g.ny, g.nx, g.py, g.px,
-                                                           g.real_count());
+    using gpu::detail::grid_for;
+    using gpu::detail::kBlock;
+    embed_padded<<<grid_for(g.real_count()), kBlock>>>(d_in, real_.as<float>(), g.nz, g.ny, g.nx, g.py, g.px,
+                                                       g.real_count());
     CUDA_CHECK_LAUNCH("FftConvolver: embedding the image");
     CUFFT_CHECK("FftConvolver: forward transform",
                 cufftExecR2C(forward_.get(), real_.as<cufftReal>(), cplx_.as<cufftComplex>()));
-    multiply_otf<<<gpu::detail::grid_for(g.complex_count()), gpu::detail::kBlock>>>(cplx_.as<cufftComplex>(), otf_.as<cufftComplex>(),
-                                                              g.complex_count(), g.otf_count(),
-                                                              float(1.0 / g.transform_size()), adjoint);
+    multiply_otf<<<grid_for(g.complex_count()), kBlock>>>(cplx_.as<cufftComplex>(), otf_.as<cufftComplex>(),
+                                                          g.complex_count(), g.otf_count(),
+                                                          float(1.0 / g.transform_size()), adjoint);
     CUDA_CHECK_LAUNCH("FftConvolver: multiplying by the OTF");
     CUFFT_CHECK("FftConvolver: inverse transform",
                 cufftExecC2R(inverse_.get(), cplx_.as<cufftComplex>(), real_.as<cufftReal>()));
-    crop_padded<<<gpu::detail::grid_for(g.image_count()), gpu::detail::kBlock>>>(real_.as<float>(), d_out, g.ny, g.nx, g.py, g.px,
-                                                           g.image_count());
+    crop_padded<<<grid_for(g.image_count()), kBlock>>>(real_.as<float>(), d_out, g.ny, g.nx, g.py, g.px,
+                                                       g.image_count());
     CUDA_CHECK_LAUNCH("FftConvolver: cropping the result");
     if (!device_pointers)
-      CUDA_CHECK("FftConvolver: download", cudaMemcpy(out, io_.as<float>(), image_bytes, cudaMemcpyDeviceToHost));
+      CUDA_CHECK("FftConvolver: download", cudaMemcpy(out, io_->as<float>(), image_bytes, cudaMemcpyDeviceToHost));
   }
 
  private:
@@ -133,8 +151,9 @@ class CufftBackend final : public FftBackend {
   CudaBuffer real_;  // float [pz, py, px]
   CudaBuffer cplx_;  // cufftComplex [pz, py, px/2+1]
   CudaBuffer otf_;   // cufftComplex [otf_count]
-  CudaBuffer io_;    // float [nz, ny, nx]: staging for the host-pointer calls
-  CufftPlan forward_, inverse_;
+  std::unique_ptr<CudaBuffer> io_;    // float [nz, ny, nx]: staging for the host-pointer calls
+  std::unique_ptr<CudaBuffer> work_;  // cuFFT work area shared by both plans
+  CufftPlan forward_, inverse_;       // declared last: destroyed first
 };
 
 }  // namespace
