@@ -8,6 +8,7 @@
 #include "kernels/error.h"
 #include "nn/model.h"
 #include "nn/trainer.h"
+#include "nn_toy_data.h"
 #include "test_util.h"
 
 using namespace isonet;
@@ -16,35 +17,6 @@ namespace {
 
 Tensor random_batch(int n, int h, int w, uint64_t seed, float lo = 0.f, float hi = 1.f) {
   return Tensor::from_vector({n, 1, h, w}, test::random_vector(size_t(n) * h * w, seed, lo, hi));
-}
-
-// A learnable toy problem: targets are smooth random images in [0, 1] (3x3 means of uniform
-// noise), inputs the same images blurred along x by a 5-tap box (a crude anisotropic blur, as in
-// the paper's training pairs) at half the contrast, so that the identity is a poor answer
-// (about 11.6 dB) and the residual IsoNet-2 has something to learn too.
-void toy_pair(int n, int h, int w, uint64_t seed, Tensor& inputs, Tensor& targets) {
-  std::vector<float> noise = test::random_vector(size_t(n) * h * w, seed, 0.f, 1.f);
-  std::vector<float> t(noise.size()), x(noise.size());
-  auto at = [&](std::vector<float>& v, int b, int i, int j) -> float& {
-    return v[(size_t(b) * h + std::clamp(i, 0, h - 1)) * w + std::clamp(j, 0, w - 1)];
-  };
-  for (int b = 0; b < n; ++b)
-    for (int i = 0; i < h; ++i)
-      for (int j = 0; j < w; ++j) {
-        float s = 0;
-        for (int di = -1; di <= 1; ++di)
-          for (int dj = -1; dj <= 1; ++dj) s += at(noise, b, i + di, j + dj);
-        at(t, b, i, j) = s / 9.f;
-      }
-  for (int b = 0; b < n; ++b)
-    for (int i = 0; i < h; ++i)
-      for (int j = 0; j < w; ++j) {
-        float s = 0;
-        for (int dj = -2; dj <= 2; ++dj) s += at(t, b, i, j + dj);
-        at(x, b, i, j) = 0.5f * s / 5.f;
-      }
-  inputs = Tensor::from_vector({n, 1, h, w}, x);
-  targets = Tensor::from_vector({n, 1, h, w}, t);
 }
 
 // -mean PSNR over the batch (the paper's loss with max = 1), in double.
@@ -207,12 +179,12 @@ TEST_CASE("training: the PSNR loss falls on a learnable toy deblurring problem")
     Model m = Model::create(arch, 21);
     Trainer tr(m, Device::CPU);
     Tensor vx, vt;
-    toy_pair(4, 16, 16, 999, vx, vt);  // held-out batch, evaluated without dropout
+    test::toy_pair(4, 16, 16, 999, vx, vt);  // held-out batch, evaluated without dropout
     const double identity = psnr_loss(vx, vt), before = psnr_loss(tr.predict(vx), vt);
     const int steps = 40;
     for (int s = 0; s < steps; ++s) {
       Tensor x, t;
-      toy_pair(4, 16, 16, 1000 + s, x, t);
+      test::toy_pair(4, 16, 16, 1000 + s, x, t);
       REQUIRE(std::isfinite(tr.train_step(x, t)));
     }
     const double after = psnr_loss(tr.predict(vx), vt);
