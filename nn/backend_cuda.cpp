@@ -42,7 +42,9 @@ class CudaBackend final : public Backend {
   void upload(void* dst, const void* host_src, size_t bytes) override {
     if (!bytes) return;
     // From pageable host memory the copy is staged before the call returns, so the caller may
-    // reuse its buffer; ordering on our stream keeps it behind the previous step's reads.
+    // reuse its buffer; the driver may first wait for the stream's earlier work (the previous
+    // step), which still lets the host prepare the next batch while the GPU runs the current one.
+    // Ordering on our stream keeps the copy behind the previous step's reads of `dst`.
     CUDA_CHECK("copying a batch to the GPU", cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, stream_));
   }
   void download(void* host_dst, const void* src, size_t bytes) override {
