@@ -19,6 +19,9 @@ Fixture format: safetensors (F32), readable by nn/safetensors.h; metadata descri
 
 Regenerate (from the repository root; needs numpy and torch, e.g. Debian's python3-torch):
     /usr/bin/python3 scripts/torch_reference.py tests/fixtures
+
+Also a module: load_model_file(path) loads one of our model files into these PyTorch modules
+(tests/test_model_file.cpp uses it to check that PyTorch reproduces our predictions).
 """
 import json
 import os
@@ -153,6 +156,31 @@ def write_safetensors(path, tensors, metadata):
     with open(tmp, "wb") as f:
         f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
     os.replace(tmp, path)
+
+
+def read_safetensors(path):
+    """Minimal safetensors reader (F32 only): returns ({name: array}, metadata)."""
+    raw = open(path, "rb").read()
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8:8 + n])
+    meta = header.pop("__metadata__", {})
+    data = raw[8 + n:]
+    tensors = {}
+    for name, e in header.items():
+        assert e["dtype"] == "F32", name
+        b, end = e["data_offsets"]
+        tensors[name] = np.frombuffer(data[b:end], dtype="<f4").reshape(e["shape"]).copy()
+    return tensors, meta
+
+
+def load_model_file(path):
+    """Loads an isonet model file (nn/model_file.h) into the matching PyTorch module (float64)."""
+    tensors, meta = read_safetensors(path)
+    torch.set_default_dtype(torch.float64)
+    net = (IsoNet1 if meta["architecture"] == "isonet1" else IsoNet2)(Dropout(0.0, 0))
+    state = {k: torch.from_numpy(v.astype(np.float64)) for k, v in tensors.items() if not k.startswith("optimizer.")}
+    net.load_state_dict(state)  # strict: every name and shape must match
+    return net, meta
 
 
 def sampled(a, stride, threshold):

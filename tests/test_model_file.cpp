@@ -330,3 +330,36 @@ TEST_CASE("model file: Python (json + numpy) reads our files") {
   std::string rest;
   CHECK(!(lines >> rest));  // nothing else printed
 }
+
+TEST_CASE("model file: PyTorch loads our files into its modules and reproduces our predictions") {
+  if (std::system("/usr/bin/python3 -c 'import numpy, torch' > /dev/null 2>&1") != 0) {
+    MESSAGE("skipped: /usr/bin/python3 with numpy and torch is not available");
+    return;
+  }
+  TempDir dir;
+  for (Architecture arch : {Architecture::IsoNet1, Architecture::IsoNet2}) {
+    CAPTURE(std::string(architecture_name(arch)));
+    Model m = trained_model(arch);
+    const std::string model_path = dir.file("m.safetensors"), in_path = dir.file("in.safetensors"),
+                      out_path = dir.file("out.safetensors");
+    save_model(model_path, m);
+    const Tensor x = Tensor::from_vector({2, 1, 12, 16}, test::random_vector(384, 9, 0.f, 1.f));
+    write_safetensors(in_path, {{{"input", {{2, 1, 12, 16}, x.to_vector()}}}, {}});
+    // scripts/torch_reference.py's load_model_file uses strict load_state_dict: names and shapes
+    // must match our file exactly.
+    const std::string cmd = "cd '" + test::source_path("scripts") +
+                            "' && /usr/bin/python3 -c \"import sys, numpy as np, torch, torch_reference as r\n"
+                            "net, meta = r.load_model_file(sys.argv[1])\n"
+                            "x = r.read_safetensors(sys.argv[2])[0]['input']\n"
+                            "with torch.no_grad(): y = net(torch.from_numpy(x.astype(np.float64))).numpy()\n"
+                            "r.write_safetensors(sys.argv[3], {'output': y.astype(np.float32)}, {})\" '" +
+                            model_path + "' '" + in_path + "' '" + out_path + "'";
+    REQUIRE(std::system(cmd.c_str()) == 0);
+    const std::vector<float> ref = read_safetensors(out_path).tensors.at("output").data;
+    Trainer tr(m, Device::CPU);
+    const std::vector<float> got = tr.predict(x).to_vector();
+    REQUIRE(ref.size() == got.size());
+    // Our fp32 against PyTorch's float64 (as in test_torch_reference.cpp): ~1e-6 on O(1) outputs.
+    CHECK_CLOSE_ARRAYS("torch prediction from our file", ref.data(), got.data(), got.size(), 2e-5, 1e-4);
+  }
+}
