@@ -87,9 +87,11 @@ std::vector<float> iterate_cpu(const detail::RlProblem& p, const Volume& h) {
   conv.correlate(p.w.data(), norm.data());
   for (int it = 0; it < p.iterations; ++it) {
     conv.convolve(x.data(), t.data());
-    for (size_t i = 0; i < n; ++i) t[i] = detail::rl_ratio(p.y[i], p.w[i], t[i], p.eps);
+#pragma omp parallel for schedule(static) if (n > (1u << 16))
+    for (long long i = 0; i < (long long)n; ++i) t[i] = detail::rl_ratio(p.y[i], p.w[i], t[i], p.eps);
     conv.correlate(t.data(), t.data());
-    for (size_t i = 0; i < n; ++i) x[i] = detail::rl_update(x[i], t[i], norm[i]);
+#pragma omp parallel for schedule(static) if (n > (1u << 16))
+    for (long long i = 0; i < (long long)n; ++i) x[i] = detail::rl_update(x[i], t[i], norm[i]);
   }
   return x;
 }

@@ -10,10 +10,11 @@
 
 namespace isonet::detail {
 
-// Both backends use the same layout: a real grid [pz, py, px] (image in the corner, zeros
-// elsewhere) and its half spectrum [pz, py, px/2+1]. Rank 3: one 3D transform. Rank 2: `batch`
-// = pz independent 2D transforms of [py, px] (2D images and the batched-planes mode), and the
-// OTF is one 2D half spectrum [py, px/2+1] shared by every plane.
+// The transform geometry: a real grid [pz, py, px] (image in the corner, zeros elsewhere) and
+// its half spectrum [pz, py, px/2+1]. Rank 3: one 3D transform. Rank 2: `batch` = pz
+// independent 2D transforms of [py, px] (2D images and the batched-planes mode; cuFFT runs
+// them as one batched plan, FFTW plane by plane in parallel), and the OTF is one 2D half
+// spectrum [py, px/2+1] shared by every plane.
 struct FftGeometry {
   int nz = 0, ny = 0, nx = 0;  // image
   int kz = 0, ky = 0, kx = 0;  // kernel as transformed (kz = 1 in rank 2)
