@@ -34,12 +34,15 @@ uint64_t element_count(const std::vector<int64_t>& shape) {
 std::vector<int64_t> parse_shape(const std::string& path, const std::string& name, const json& j) {
   if (!j.is_array()) file_error(path, "tensor '" + name + "': 'shape' is not an array");
   std::vector<int64_t> shape;
+  uint64_t count = 1;  // kept below 2^50 so that byte counts cannot overflow
   for (const json& d : j) {
     if (!d.is_number_integer() || d.get<int64_t>() < 0)
       file_error(path, "tensor '" + name + "': shape entries must be non-negative integers, got " + j.dump());
-    int64_t v = d.get<int64_t>();
-    if (v > (int64_t(1) << 40)) file_error(path, "tensor '" + name + "': shape " + j.dump() + " is implausibly large");
-    shape.push_back(v);
+    const uint64_t v = d.get<uint64_t>();
+    if (v > (uint64_t(1) << 50) || (v > 0 && count > (uint64_t(1) << 50) / v))
+      file_error(path, "tensor '" + name + "': shape " + j.dump() + " is implausibly large");
+    count *= v;
+    shape.push_back(static_cast<int64_t>(v));
   }
   return shape;
 }

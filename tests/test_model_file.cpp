@@ -204,6 +204,17 @@ TEST_CASE("model file: corrupt and foreign files are refused with a message nami
           std::string::npos);
     CHECK(load_error_bytes(dir, "hole.safetensors", moved(0, 4)).find("hole in the data section") != std::string::npos);
   }
+  SUBCASE("a shape whose byte count would overflow") {
+    std::string b = bytes;
+    const std::string key = "\"shape\":[1]";  // the first one-element tensor; its shape grows in place
+    size_t at = b.find(key);
+    REQUIRE(at < 8 + header_len);
+    std::string header = b.substr(8, header_len);
+    header.replace(at - 8, key.size(), "\"shape\":[4294967296,4294967296,1024]");
+    uint64_t n = header.size();
+    std::string out = std::string(reinterpret_cast<const char*>(&n), 8) + header + bytes.substr(8 + header_len);
+    CHECK(load_error_bytes(dir, "huge.safetensors", out).find("implausibly large") != std::string::npos);
+  }
   SUBCASE("wrong shape") {
     SafetensorsFile f = valid;
     f.tensors["enc1.weight"].shape = {16, 7, 7, 1};  // same element count, wrong layout
