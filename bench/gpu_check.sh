@@ -13,6 +13,7 @@
 #   ISONET_DEPS_PREFIX  folder with include/ and lib/ (lib/pkgconfig) holding the dependencies the
 #                       GPU machine lacks (libtiff, FFTW, OpenBLAS, doctest, CLI11, nlohmann-json headers)
 #   ISONET_GPU_JOBS     build parallelism (default 16)
+#   ISONET_SANITIZER_TIMEOUT  seconds per compute-sanitizer run (default 240)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -89,13 +90,13 @@ for exe in build-gpu/tests/test_cuda_*; do
       continue
     fi
     # Tests run from the source tree (fixtures, ../shared data), as under CTest.
-    timeout 240 "$sanitizer" --tool "$tool" --error-exitcode 99 "$exe" >"$log" 2>&1
+    timeout "${ISONET_SANITIZER_TIMEOUT:-240}" "$sanitizer" --tool "$tool" --error-exitcode 99 "$exe" >"$log" 2>&1
     rc=$?
     errs=$(grep -oE "ERROR SUMMARY: [0-9]+ error" "$log" | tail -1)
     case $rc in
       0) res="pass ${errs}" ;;
       99) res="FAIL: sanitizer errors (${errs})" ;;
-      124) res="FAIL: timed out after 240 s" ;;
+      124) res="FAIL: timed out after ${ISONET_SANITIZER_TIMEOUT:-240} s" ;;
       *) res="FAIL: rc=$rc (${errs:-see log})" ;;
     esac
     san_rows+=("| $name | $tool | $res |")
@@ -157,9 +158,9 @@ fi
 note "summary written to $summary"
 
 if [[ -n "${OUT:-}" ]]; then
-  mkdir -p "$OUT/gpu_check"
-  cp -r "$logs"/. "$OUT/gpu_check/" 2>/dev/null
-  cp "$summary" "$OUT/gpu_check/" 2>/dev/null
-  note "logs copied to $OUT/gpu_check"
+  # The device tool returns at most 8 files: the summary and one archive of every log.
+  cp "$summary" "$OUT/" 2>/dev/null
+  tar -czf "$OUT/gpu_check_logs.tgz" -C "$(dirname "$logs")" "$(basename "$logs")" 2>/dev/null
+  note "summary and logs archive copied to $OUT"
 fi
 exit 0
