@@ -29,8 +29,9 @@ Volume perlin_noise(int nz, int ny, int nx, double feature_size, int octaves, ui
 // bounding spheres (random sequential placement; if the volume is too full the count achieved is
 // smaller and Phantom::num_labels says so), smooth edges, per-nucleus brightness and a Perlin
 // texture. Zero/negative fields mean "choose from the volume size":
-//   radius = max(4.5, 0.0363 * cbrt(nz*ny*nx))  (18.6 voxels at 512^3),
-//   count  = the number whose mean volume fills 25% of the volume (about 1500 at 512^3).
+//   radius = max(4.5, 0.0342 * cbrt(nz*ny*nx))  (17.5 voxels at 512^3),
+//   count  = the number of spheres of that radius filling 25% of the volume (1492 at 512^3,
+//            about 1370 at 128^3 where the radius floor of 4.5 applies).
 struct NucleiParams {
   int count = 0;                  // 0: auto
   double radius = 0;              // mean semi-axis in voxels; 0: auto
@@ -48,7 +49,7 @@ Phantom make_nuclei(int nz, int ny, int nx, const NucleiParams& params = {});
 // grid centres (tightly packed epithelium). The sheet profile is Gaussian in the distance to the
 // nearest cell boundary, its strength modulated by a Perlin texture. Labels: cell index (every
 // voxel belongs to a cell; the membranes themselves carry the label of the nearer cell).
-//   cell_size = max(8, 0.08 * cbrt(nz*ny*nx)) voxels (centre spacing) when 0.
+//   cell_size = max(12, 0.08 * cbrt(nz*ny*nx)) voxels (centre spacing) when 0 (41 at 512^3).
 struct MembraneParams {
   double cell_size = 0;           // mean distance between neighbouring cell centres; 0: auto
   double jitter = 0.35;           // centre jitter as a fraction of cell_size
