@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <deque>
 #include <functional>
 #include <limits>
 #include <numeric>
@@ -262,11 +263,15 @@ std::vector<uint8_t> apply_threshold(const Volume& v, const IntermodesResult& t)
 
 void fill_holes_3d(std::vector<uint8_t>& mask, Shape3 s) {
   check_mask(mask, s, "fill_holes_3d");
+  ISONET_CHECK(mask.size() < (size_t(1) << 32), "fill_holes_3d: volume too large (", mask.size(),
+               " voxels; at most 2^32)");
   // Flood the background from the border (6-connected); what the flood does not reach is a hole.
   std::vector<uint8_t> outside(mask.size(), 0);
-  std::vector<size_t> stack;
+  // Breadth-first: the queue holds the flood's front (~n^2 voxels for an n^3 volume), where a
+  // depth-first stack can grow to the size of the background.
+  std::deque<uint32_t> queue;
   auto seed = [&](size_t i) {
-    if (!mask[i] && !outside[i]) outside[i] = 1, stack.push_back(i);
+    if (!mask[i] && !outside[i]) outside[i] = 1, queue.push_back(uint32_t(i));
   };
   for (int z = 0; z < s.nz; ++z)
     for (int y = 0; y < s.ny; ++y)
@@ -279,9 +284,9 @@ void fill_holes_3d(std::vector<uint8_t>& mask, Shape3 s) {
         seed((size_t(z) * s.ny + y) * s.nx + x);
       }
   const Neighbours nb(s, 6);
-  while (!stack.empty()) {
-    size_t i = stack.back();
-    stack.pop_back();
+  while (!queue.empty()) {
+    size_t i = queue.front();
+    queue.pop_front();
     nb.visit(i, seed);
   }
   for (size_t i = 0; i < mask.size(); ++i)
@@ -297,17 +302,17 @@ std::vector<int32_t> connected_components_3d(const std::vector<uint8_t>& mask, S
                "connected_components_3d: volume too large for int32 labels");
   const Neighbours nb(s, connectivity);
   std::vector<int32_t> labels(mask.size(), 0);
-  std::vector<size_t> stack;
+  std::deque<uint32_t> queue;  // breadth-first, as in fill_holes_3d
   int32_t n = 0;
   for (size_t start = 0; start < mask.size(); ++start) {
     if (!mask[start] || labels[start]) continue;
     labels[start] = ++n;
-    stack.push_back(start);
-    while (!stack.empty()) {
-      size_t i = stack.back();
-      stack.pop_back();
+    queue.push_back(uint32_t(start));
+    while (!queue.empty()) {
+      size_t i = queue.front();
+      queue.pop_front();
       nb.visit(i, [&](size_t j) {
-        if (mask[j] && !labels[j]) labels[j] = n, stack.push_back(j);
+        if (mask[j] && !labels[j]) labels[j] = n, queue.push_back(uint32_t(j));
       });
     }
   }

@@ -126,11 +126,14 @@ struct SegmentOptions {
   // Split touching nuclei with the watershed; when false, labels are the 26-connected components.
   bool split = true;
   // Marker dynamic, in voxels of the finest axis (h = h_voxels * min(voxel.z, voxel.y, voxel.x)
-  // in the units of the distance transform). 0 gives every regional maximum of the EDT, which
-  // over-segments: a discrete EDT has spurious shallow maxima (dynamics well below a voxel) on the
-  // medial sheets of ellipsoids and at surface bumps. Two touching balls of radius R whose neck has
-  // radius r are split when R - r >= h.
-  double h_voxels = 2.0;
+  // in the units of the distance transform). Two touching balls of radius R whose neck has
+  // radius r are split when R - r >= h. 0 keeps every regional maximum of the EDT, which
+  // over-segments: a discrete EDT has spurious shallow maxima (dynamics below a voxel) on the
+  // medial sheets of ellipsoids and at surface bumps. Too large an h merges small touching nuclei.
+  // 1 voxel was best on the nuclei phantom (make_nuclei, semi-axes ~4.5 voxels, blur sigma 1,
+  // 96^3: h = 0 / 1 / 2 gave 582 / 579 / 546 objects for 579 nuclei, SEG 0.911 / 0.913 / 0.862;
+  // with semi-axes of 12 voxels every h in 0.5..3 gave the same result).
+  double h_voxels = 1.0;
   // Objects with fewer voxels are removed (set to 0) at the end; 0 keeps everything.
   int min_object_voxels = 0;
 };
