@@ -15,6 +15,9 @@
 
 #include <unistd.h>
 
+#include "imaging/fft_convolve.h"
+#include "imaging/phantoms.h"
+#include "imaging/psf.h"
 #include "kernels/error.h"
 #include "test_util.h"
 
@@ -461,7 +464,7 @@ TEST_CASE("watershed_from_markers: same labels as a reference heap flood on rand
 TEST_CASE("segment_nuclei: two touching balls are split, one ball stays one object") {
   const Shape3 s{25, 27, 41};
   // Radius 7 at distance 12: neck radius sqrt(49 - 36) = 3.6, so each EDT maximum (about 7) is
-  // about 3.4 above the saddle: above the default h = 2.
+  // about 3.4 above the saddle: above the default h = 1 (and above h = 2).
   const double cz = 12, cy = 13;
   Volume two = balls_volume(s, {{cz, cy, 14, 7}, {cz, cy, 26, 7}}, 0.8, 0.02, 3);
   SegmentResult r = segment_nuclei(two);
@@ -616,4 +619,45 @@ TEST_CASE("seg_score: identity, merge, coverage boundary, empty prediction, perm
   std::vector<int32_t> neg = gt;
   neg[0] = -1;
   CHECK_THROWS_AS(seg_score(neg, gt), isonet::Error);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The pipeline on the nuclei phantom
+
+TEST_CASE("segment_nuclei: lightly blurred nuclei phantom scores SEG > 0.7 and splitting helps") {
+  // Small noiseless phantom (47x49x51, auto radius 4.5 voxels, 77 nuclei filling ~25% of the
+  // volume, so many touch), blurred by an isotropic Gaussian of sigma 1 voxel: the paper's
+  // "isotropic ground truth" condition in miniature. Brightness in [0.7, 1] and texture 0.2 keep
+  // the nuclei mode of the histogram distinct from the blurred edges; with the phantom defaults
+  // (brightness 0.5..1, texture 0.4) and no noise the nuclei intensities spread so flat that
+  // intermodes on small volumes sometimes takes the bright tail as its upper mode, or finds no
+  // second mode at all (the method's documented weakness with unequal peaks and flat valleys).
+  //
+  // Bound: 0.7. Measured here: SEG 0.81..0.92 over seeds 1..8 (0.90 for seeds 1..3); the paper
+  // reports 0.923 on its isotropic ground truth and 0.742 on the blurred input. Without the
+  // watershed split (touching nuclei merged) the same volumes score 0.47..0.82, and a threshold
+  // on the wrong mode about 0.5, so 0.7 separates a working pipeline from those failures with a
+  // margin of ~0.1 below the worst seed we measured.
+  for (uint64_t seed = 1; seed <= 3; ++seed) {
+    CAPTURE(seed);
+    NucleiParams p;
+    p.seed = seed;
+    p.brightness_min = 0.7;
+    p.texture_strength = 0.2;
+    Phantom ph = make_nuclei(47, 49, 51, p);
+    REQUIRE(ph.num_labels > 20);
+    PsfGrid g;
+    g.nz = g.ny = g.nx = 7;  // +-3 sigma
+    Volume blurred = fft_convolve(ph.density, gaussian_psf(g, 1.0, 1.0));
+    SegmentResult r = segment_nuclei(blurred);
+    SegScore sc = seg_score(ph.labels, r.labels);
+    MESSAGE("seed " << seed << ": " << ph.num_labels << " nuclei, " << r.num_labels << " objects, SEG " << sc.seg
+                    << ", matched " << sc.num_matched);
+    CHECK(sc.seg > 0.7);
+    // Object count within 10% of the truth (merges and splits both move it).
+    CHECK(std::abs(r.num_labels - ph.num_labels) <= ph.num_labels / 10);
+    SegmentOptions no_split;
+    no_split.split = false;
+    CHECK(seg_score(ph.labels, segment_nuclei(blurred, no_split).labels).seg < sc.seg);
+  }
 }
