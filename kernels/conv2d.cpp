@@ -1,62 +1,98 @@
-// conv2d.cpp: CPU twin of the 'same' 2D convolution (conv2d.h) as im2col + OpenBLAS sgemm.
+// conv2d.cpp: CPU twin of the 'same' 2D convolution (conv2d.h): the public entries, and the
+// im2col + OpenBLAS sgemm path. Kernel sizes 3, 5 and 7 go to the direct AVX2 kernels of
+// conv2d_direct.cpp when the build has AVX2/FMA (about 1.5-2x faster there); 1x1 and other sizes,
+// and builds without AVX2, use im2col + sgemm below.
 //
-// Forward, per image, per tile of output rows [r0, r0+nr):
-//   col [c_in*k*k, nr*w] = im2col(x)           (OpenMP over the rows of col)
-//   y[:, r0*w ...] [c_out, nr*w] = W [c_out, c_in*k*k] * col     (sgemm, threaded by OpenBLAS)
-// then bias and ReLU on the tile while it is in cache. Tiling keeps col near the caches: a whole
-// 128x128 image with 48 channels and k=7 would be a 150 MB col matrix, written and read again.
-// 1x1 convolutions skip im2col: x itself is the [c_in, h*w] matrix.
+// im2col path:
+// Work is cut into items = (image, tile of output rows). Per item:
+//   col [c_in*k*k, nr*w] = im2col(x_b rows r0..r0+nr)     (1x1: x itself is that matrix, no copy)
+//   y_b[:, r0*w ...] [c_out, nr*w] = W [c_out, c_in*k*k] * col      (sgemm)
+//   bias and ReLU on the tile while it is in cache.
+// Tiles keep col small (kColTileFloats): a whole 128x128 image with 48 channels and k=7 would be a
+// 150 MB matrix, written once and read back from memory; a tile stays in the caches.
 //
 // Backward data is the same forward core: dx = conv(dy, W') with W'[c,o,u,v] = W[o,c,k-1-u,k-1-v]
-// (the transposed convolution of a 'same' stride-1 conv is a 'same' conv with the flipped kernel).
-// That keeps the GEMM well shaped (K = c_out*k*k, not c_out) and needs no col2im scatter.
-// Backward weights: dW [c_out, c_in*k*k] = sum over images and tiles of dy_tile * col_tile^T.
+// (the transpose of a 'same' stride-1 conv is a 'same' conv with the flipped kernel), which keeps
+// the GEMM well shaped (K = c_out*k*k rather than c_out) and needs no col2im scatter.
+// Backward weights: dW [c_out, c_in*k*k] = sum over items of dy_tile * col_tile^T.
 //
-// sgemm is never called inside an OpenMP region: OpenBLAS threads its GEMM itself.
+// Threading: ONE OpenMP team per call runs the items (dynamic schedule, so a thread that the OS
+// preempts does not hold the others back), each thread with its own col tile and a single-threaded
+// sgemm. This deliberately does not let OpenBLAS thread its GEMM: two thread pools (OpenMP for
+// im2col, OpenBLAS for GEMM) on the same cores hand the cores back and forth between spinning
+// workers many times per call; measured on a busy 2-core machine that was 4-20x slower than
+// running single-threaded, while the per-item split scales with the cores. OpenBLAS is therefore
+// set to one thread the first time a conv runs (see blas_single_threaded).
+//
+// Determinism: forward and backward-data items write disjoint outputs; backward weights sums
+// items into a fixed number of partial sums by a fixed item->chunk map and reduces them in chunk
+// order, so results do not depend on the thread count or the schedule.
 #include "kernels/conv2d.h"
 
 #include <cblas.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cstring>
 
-#include "kernels/cpu_parallel.h"
+#include "kernels/conv2d_direct.h"
 #include "kernels/op_checks.h"
 
 namespace isonet::cpu {
 
 namespace {
 
-// Target size of one im2col tile in floats (4 MiB): large enough that each GEMM has thousands of
-// columns, small enough to stay mostly in the last-level cache.
-constexpr size_t kColTileFloats = size_t(1) << 20;
+// Target size of one thread's im2col tile in floats.
+#ifndef ISONET_CONV_TILE_FLOATS
+#define ISONET_CONV_TILE_FLOATS (size_t(1) << 18)
+#endif
+constexpr size_t kColTileFloats = ISONET_CONV_TILE_FLOATS;
+// Partial sums of the weight gradient (fixed, so the summation order never depends on threads).
+constexpr int kWeightChunks = 8;
 
-// Keeps the col buffer 64-byte aligned after the flipped weights.
+// Threads used by every conv call, fixed at the first use so that the workspace size reported by
+// conv2d_workspace_floats stays valid even if omp_set_num_threads is called later.
+int conv_threads() {
+  static const int threads = std::max(1, omp_get_max_threads());
+  return threads;
+}
+
+// See the file comment: the conv threads itself, so each sgemm must run on the calling thread.
+void blas_single_threaded() {
+  if (openblas_get_num_threads() != 1) openblas_set_num_threads(1);
+}
+
 size_t align16(size_t floats) { return (floats + 15) / 16 * 16; }
 
-// Output rows per tile when the im2col matrix has `col_rows` rows of width w.
-int tile_rows(int col_rows, int h, int w) {
-  size_t per_row = static_cast<size_t>(col_rows) * static_cast<size_t>(w);
-  size_t r = kColTileFloats / per_row;
-  return static_cast<int>(std::clamp<size_t>(r, 1, static_cast<size_t>(h)));
+// How a pass over `channels` input channels (the GEMM's inner dimension c*k*k) is cut into items.
+struct Tiling {
+  int K;        // channels*k*k, rows of col
+  int rows;     // output rows per tile
+  int tiles;    // tiles per image
+  size_t col;   // floats of one thread's col tile (0 for 1x1)
+};
+
+Tiling tiling(const Conv2dShape& s, int channels) {
+  Tiling t;
+  t.K = channels * s.k * s.k;
+  const size_t per_row = static_cast<size_t>(t.K) * static_cast<size_t>(s.w);
+  t.rows = static_cast<int>(std::clamp<size_t>(kColTileFloats / per_row, 1, static_cast<size_t>(s.h)));
+  t.tiles = (s.h + t.rows - 1) / t.rows;
+  t.col = s.k == 1 ? 0 : per_row * static_cast<size_t>(t.rows);
+  return t;
 }
 
-// Floats of the col buffer for an im2col over `channels` input channels (0 for 1x1 kernels).
-size_t col_floats(const Conv2dShape& s, int channels) {
-  if (s.k == 1) return 0;
-  int col_rows = channels * s.k * s.k;
-  return static_cast<size_t>(col_rows) * static_cast<size_t>(tile_rows(col_rows, s.h, s.w)) * s.w;
-}
+size_t flipped_floats(const Conv2dShape& s) { return align16(static_cast<size_t>(s.c_in) * s.c_out * s.k * s.k); }
+size_t dweight_floats(const Conv2dShape& s) { return static_cast<size_t>(s.c_out) * s.c_in * s.k * s.k; }
 
 // col [c*k*k, nr*w] for output rows [r0, r0+nr) of one image x [c,h,w]:
 // col[(ch*k + u)*k + v][i*w + j] = x[ch][r0+i+u-k/2][j+v-k/2], 0 outside the image.
 void im2col_tile(const float* x, int c, int h, int w, int k, int r0, int nr, float* col) {
   const int pad = k / 2, rows = c * k * k;
   const size_t ncols = static_cast<size_t>(nr) * w, plane = static_cast<size_t>(h) * w;
-#pragma omp parallel for schedule(static) if (rows * ncols >= kParallelMinElements)
   for (int r = 0; r < rows; ++r) {
     const int ch = r / (k * k), u = (r / k) % k, v = r % k;
-    const int dj = v - pad;  // source column = j + dj
+    const int dj = v - pad;                               // source column = j + dj
     const int j0 = std::min(w, std::max(0, -dj));         // first j with a source column >= 0
     const int j1 = std::max(j0, std::min(w, w - dj));     // one past the last j with source < w
     const float* xc = x + ch * plane;
@@ -76,63 +112,114 @@ void im2col_tile(const float* x, int c, int h, int w, int k, int r0, int nr, flo
   }
 }
 
+// The GEMM operand for one item: its col tile (after im2col) or, for 1x1, x's rows directly.
+struct Cols {
+  const float* data;
+  int ld;
+};
+
+Cols item_cols(const Conv2dShape& s, int channels, const float* xb, int r0, int nr, float* col) {
+  if (s.k == 1) return {xb + static_cast<size_t>(r0) * s.w, s.h * s.w};
+  im2col_tile(xb, channels, s.h, s.w, s.k, r0, nr, col);
+  return {col, nr * s.w};
+}
+
 // y [c_out, ncols] with leading dimension ld: add bias (may be null), then ReLU if asked.
-void epilogue(float* y, int c_out, size_t ncols, size_t ld, const float* bias, bool relu) {
+void epilogue(float* y, int c_out, int ncols, int ld, const float* bias, bool relu) {
   if (!bias && !relu) return;
-#pragma omp parallel for schedule(static) if (c_out * ncols >= kParallelMinElements)
   for (int o = 0; o < c_out; ++o) {
-    float* row = y + o * ld;
+    float* row = y + static_cast<size_t>(o) * ld;
     const float b = bias ? bias[o] : 0.f;
     if (relu) {
-      for (size_t j = 0; j < ncols; ++j) {
+      for (int j = 0; j < ncols; ++j) {
         float v = row[j] + b;
         row[j] = v < 0.f ? 0.f : v;  // NaN < 0 is false: NaN propagates
       }
     } else {
-      for (size_t j = 0; j < ncols; ++j) row[j] += b;
+      for (int j = 0; j < ncols; ++j) row[j] += b;
     }
   }
 }
 
 // The forward convolution of conv2d.h with weights given as the matrix wmat [c_out, c_in*k*k].
-// col: col_floats(s, s.c_in) floats.
+// cols: conv_threads() tiles of tiling(s, s.c_in).col floats.
 void forward_core(const Conv2dShape& s, const float* x, const float* wmat, const float* bias, float* y, bool relu,
-                  float* col) {
-  const size_t plane = static_cast<size_t>(s.h) * s.w;
-  const int K = s.c_in * s.k * s.k;
-  const int nr_max = tile_rows(K, s.h, s.w);
-  for (int b = 0; b < s.n; ++b) {
-    const float* xb = x + static_cast<size_t>(b) * s.c_in * plane;  // [c_in,h,w]
-    float* yb = y + static_cast<size_t>(b) * s.c_out * plane;       // [c_out,h,w]
-    if (s.k == 1) {
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s.c_out, static_cast<int>(plane), K, 1.f, wmat, K, xb,
-                  static_cast<int>(plane), 0.f, yb, static_cast<int>(plane));
-      epilogue(yb, s.c_out, plane, plane, bias, relu);
-      continue;
-    }
-    for (int r0 = 0; r0 < s.h; r0 += nr_max) {
-      const int nr = std::min(nr_max, s.h - r0);
-      const int ncols = nr * s.w;
-      im2col_tile(xb, s.c_in, s.h, s.w, s.k, r0, nr, col);
-      float* yt = yb + static_cast<size_t>(r0) * s.w;
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s.c_out, ncols, K, 1.f, wmat, K, col, ncols, 0.f, yt,
-                  static_cast<int>(plane));
-      epilogue(yt, s.c_out, ncols, plane, bias, relu);
+                  float* cols) {
+  const Tiling t = tiling(s, s.c_in);
+  const int plane = s.h * s.w, items = s.n * t.tiles;
+  blas_single_threaded();
+#pragma omp parallel num_threads(std::min(conv_threads(), items))
+  {
+    float* col = cols + static_cast<size_t>(omp_get_thread_num()) * t.col;
+#pragma omp for schedule(dynamic, 1)
+    for (int it = 0; it < items; ++it) {
+      const int b = it / t.tiles, r0 = (it % t.tiles) * t.rows, nr = std::min(t.rows, s.h - r0);
+      const float* xb = x + static_cast<size_t>(b) * s.c_in * plane;               // [c_in,h,w]
+      float* yt = y + static_cast<size_t>(b) * s.c_out * plane + static_cast<size_t>(r0) * s.w;  // [c_out, nr*w], ld h*w
+      const Cols c = item_cols(s, s.c_in, xb, r0, nr, col);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s.c_out, nr * s.w, t.K, 1.f, wmat, t.K, c.data, c.ld,
+                  0.f, yt, plane);
+      epilogue(yt, s.c_out, nr * s.w, plane, bias, relu);
     }
   }
 }
 
+// im2col path workspace: flipped weights (backward data) or the weight-gradient partial sums
+// (backward weights), then one col tile per thread for the widest im2col (over c_in forward,
+// c_out backward data).
+size_t gemm_head_floats(const Conv2dShape& s) {
+  return std::max(flipped_floats(s), align16(kWeightChunks * dweight_floats(s)));
+}
+size_t gemm_col_floats(const Conv2dShape& s) { return std::max(tiling(s, s.c_in).col, tiling(s, s.c_out).col); }
+
 void check_workspace(const Conv2dShape& s, const float* workspace, const char* op) {
   if (conv2d_workspace_floats(s) > 0) check_not_null(workspace, op, "workspace");
+}
+
+// im2col path of conv2d_backward_weights: dweight [c_out, c_in*k*k] = sum over items of
+// dy_tile [c_out, nr*w] * col^T [nr*w, c_in*k*k], in fixed chunks of items reduced in order.
+void gemm_backward_weights(const Conv2dShape& s, const float* x, const float* dy, float* dweight, float* workspace) {
+  const Tiling t = tiling(s, s.c_in);
+  const int plane = s.h * s.w, items = s.n * t.tiles;
+  const int chunks = std::min(kWeightChunks, items);
+  const size_t nw = dweight_floats(s);
+  float* partial = workspace;  // [chunks, c_out, c_in*k*k]
+  float* cols = workspace + gemm_head_floats(s);
+  blas_single_threaded();
+#pragma omp parallel num_threads(std::min(conv_threads(), chunks))
+  {
+    float* col = cols + static_cast<size_t>(omp_get_thread_num()) * t.col;
+    // Chunk q sums items [q*items/chunks, (q+1)*items/chunks) in order into partial q.
+#pragma omp for schedule(dynamic, 1)
+    for (int q = 0; q < chunks; ++q) {
+      float* pq = partial + static_cast<size_t>(q) * nw;
+      float beta = 0.f;  // the chunk's first GEMM overwrites its partial, the rest accumulate
+      for (int it = q * items / chunks; it < (q + 1) * items / chunks; ++it) {
+        const int b = it / t.tiles, r0 = (it % t.tiles) * t.rows, nr = std::min(t.rows, s.h - r0);
+        const float* xb = x + static_cast<size_t>(b) * s.c_in * plane;  // [c_in,h,w]
+        const float* dyt = dy + static_cast<size_t>(b) * s.c_out * plane + static_cast<size_t>(r0) * s.w;
+        const Cols c = item_cols(s, s.c_in, xb, r0, nr, col);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s.c_out, t.K, nr * s.w, 1.f, dyt, plane, c.data, c.ld,
+                    beta, pq, t.K);
+        beta = 1.f;
+      }
+    }
+    direct::sum_partials(partial, chunks, nw, dweight);
+  }
 }
 
 }  // namespace
 
 size_t conv2d_workspace_floats(const Conv2dShape& s) {
   check_conv2d_shape(s, "conv2d_workspace_floats");
-  // Flipped weights for the backward data pass, then one col tile for the widest im2col.
-  const size_t flipped = align16(static_cast<size_t>(s.c_in) * s.c_out * s.k * s.k);
-  return flipped + std::max(col_floats(s, s.c_in), col_floats(s, s.c_out));
+  if (direct::supported(s)) {
+    Conv2dShape t = s;  // backward data runs the forward kernel with c_in and c_out swapped
+    std::swap(t.c_in, t.c_out);
+    return std::max({direct::forward_workspace_floats(s, conv_threads()),
+                     direct::forward_workspace_floats(t, conv_threads()),
+                     direct::backward_weights_workspace_floats(s, conv_threads())});
+  }
+  return gemm_head_floats(s) + gemm_col_floats(s) * static_cast<size_t>(conv_threads());
 }
 
 void conv2d_forward(const Conv2dShape& s, const float* x, const float* weight, const float* bias, float* y,
@@ -143,9 +230,9 @@ void conv2d_forward(const Conv2dShape& s, const float* x, const float* weight, c
   check_not_null(weight, op, "weight");
   check_not_null(y, op, "y");
   check_workspace(s, workspace, op);
-  const size_t flipped = align16(static_cast<size_t>(s.c_in) * s.c_out * s.k * s.k);
+  if (direct::supported(s)) return direct::forward(s, x, weight, false, bias, y, fuse_relu, workspace, conv_threads());
   // weight [c_out,c_in,k,k] is already the row-major matrix [c_out, c_in*k*k].
-  forward_core(s, x, weight, bias, y, fuse_relu, workspace + flipped);
+  forward_core(s, x, weight, bias, y, fuse_relu, workspace + gemm_head_floats(s));
 }
 
 void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* weight, float* dx, float* workspace) {
@@ -155,7 +242,10 @@ void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* we
   check_not_null(weight, op, "weight");
   check_not_null(dx, op, "dx");
   check_workspace(s, workspace, op);
-  const int k = s.k, kk = k * k;
+  Conv2dShape t = s;
+  std::swap(t.c_in, t.c_out);
+  if (direct::supported(s)) return direct::forward(t, dy, weight, true, nullptr, dx, false, workspace, conv_threads());
+  const int kk = s.k * s.k;
   // wf [c_in, c_out, k, k] = weight[o, c, k-1-u, k-1-v]
   float* wf = workspace;
   for (int c = 0; c < s.c_in; ++c)
@@ -164,10 +254,7 @@ void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* we
       float* dst = wf + (static_cast<size_t>(c) * s.c_out + o) * kk;
       for (int t = 0; t < kk; ++t) dst[t] = src[kk - 1 - t];  // (u,v) -> (k-1-u, k-1-v) reverses the k*k block
     }
-  Conv2dShape t = s;
-  std::swap(t.c_in, t.c_out);
-  const size_t flipped = align16(static_cast<size_t>(s.c_in) * s.c_out * kk);
-  forward_core(t, dy, wf, nullptr, dx, false, workspace + flipped);
+  forward_core(t, dy, wf, nullptr, dx, false, workspace + gemm_head_floats(s));
 }
 
 void conv2d_backward_weights(const Conv2dShape& s, const float* x, const float* dy, float* dweight, float* dbias,
@@ -178,38 +265,19 @@ void conv2d_backward_weights(const Conv2dShape& s, const float* x, const float* 
   check_not_null(dy, op, "dy");
   check_not_null(dweight, op, "dweight");
   check_workspace(s, workspace, op);
-  const size_t plane = static_cast<size_t>(s.h) * s.w;
-  const int K = s.c_in * s.k * s.k;
-  const int nr_max = s.k == 1 ? s.h : tile_rows(K, s.h, s.w);
-  float* col = workspace + align16(static_cast<size_t>(s.c_in) * s.c_out * s.k * s.k);
-  float beta = 0.f;  // the first GEMM overwrites dweight, the rest accumulate
-  for (int b = 0; b < s.n; ++b) {
-    const float* xb = x + static_cast<size_t>(b) * s.c_in * plane;    // [c_in,h,w]
-    const float* dyb = dy + static_cast<size_t>(b) * s.c_out * plane;  // [c_out,h,w]
-    for (int r0 = 0; r0 < s.h; r0 += nr_max) {
-      const int nr = std::min(nr_max, s.h - r0);
-      const int ncols = nr * s.w;
-      const float* cols = xb;  // 1x1: x itself is [c_in, h*w]
-      int ldc = static_cast<int>(plane);
-      if (s.k > 1) {
-        im2col_tile(xb, s.c_in, s.h, s.w, s.k, r0, nr, col);
-        cols = col;
-        ldc = ncols;
-      }
-      // dW [c_out, K] (+)= dy_tile [c_out, ncols] * cols^T [ncols, K]
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s.c_out, K, ncols, 1.f,
-                  dyb + static_cast<size_t>(r0) * s.w, static_cast<int>(plane), cols, ldc, beta, dweight, K);
-      beta = 1.f;
-    }
-  }
+  if (direct::supported(s))
+    direct::backward_weights(s, x, dy, dweight, workspace, conv_threads());
+  else
+    gemm_backward_weights(s, x, dy, dweight, workspace);
   if (dbias) {
+    const int plane = s.h * s.w;
     // Double accumulation: n*h*w terms (262144 for a batch of 16 128x128 patches).
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(std::min(conv_threads(), s.c_out))
     for (int o = 0; o < s.c_out; ++o) {
       double sum = 0.0;
       for (int b = 0; b < s.n; ++b) {
         const float* row = dy + (static_cast<size_t>(b) * s.c_out + o) * plane;
-        for (size_t i = 0; i < plane; ++i) sum += row[i];
+        for (int i = 0; i < plane; ++i) sum += row[i];
       }
       dbias[o] = static_cast<float>(sum);
     }

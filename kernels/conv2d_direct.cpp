@@ -1,0 +1,371 @@
+// conv2d_direct.cpp: direct AVX2/FMA convolution kernels for k in {3, 5, 7} (see conv2d_direct.h).
+//
+// Forward (and backward data, as a forward with the flipped transposed weight): work items are
+// (image, tile of output rows). An item copies the input rows it needs, zero padded by k/2 on
+// every side and on the right up to a multiple of 8 columns, into a per-thread tile
+// [c_in, rows+k-1, wp]; then for each block of 4 output channels and each output row, a register
+// block of 4 channels x 24 columns (12 ymm accumulators) runs over c_in*k*k taps: per tap 3
+// unaligned loads, 4 broadcasts of packed weights and 12 FMAs. The weight is packed once per call
+// as [c_out/4][c_in][k][k][4] so the 4 broadcasts read adjacent floats. Bias and ReLU are applied
+// on the way out; columns past w are computed from the zero padding and not stored.
+//
+// Backward weights: dW[o,c,u,v] = sum_{b,i,j} dy[b,o,i,j] * xpad[b,c,i+u,j+v]. For each image and
+// input channel the plane is copied zero padded into a per-thread buffer; for each pair of output
+// channels and each kernel row u, 2 x k ymm accumulators (one per v) run over the plane: per 8
+// columns 2 loads of dy, k shifted loads of x, 2k FMAs; the lanes are summed at the end. Images are
+// split into fixed chunks with their own partial sums, reduced in chunk order: deterministic.
+#include "kernels/conv2d_direct.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "kernels/error.h"
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define ISONET_CONV_DIRECT 1
+#else
+#define ISONET_CONV_DIRECT 0
+#endif
+
+namespace isonet::cpu::direct {
+
+void sum_partials(const float* partial, int chunks, size_t count, float* out) {
+#pragma omp for schedule(static)
+  for (size_t i = 0; i < count; ++i) {
+    float sum = partial[i];
+    for (int q = 1; q < chunks; ++q) sum += partial[static_cast<size_t>(q) * count + i];
+    out[i] = sum;
+  }
+}
+
+#if ISONET_CONV_DIRECT
+namespace {
+
+constexpr int kOG = 16;                           // forward: output channels per block (2 vectors)
+constexpr int kUR = 6;                            // forward: output pixels per block
+constexpr size_t kTileFloats = size_t(1) << 17;   // forward: padded input tile target (512 KiB, ~L2)
+constexpr int kChunks = 8;                        // backward weights: partial sums over image chunks
+
+size_t align16(size_t floats) { return (floats + 15) / 16 * 16; }
+int round_up(int a, int m) { return (a + m - 1) / m * m; }
+
+// Row length of the padded copies: k/2 zeros left, w values, zeros up to a multiple of `mult`
+// (so whole register blocks can read past w), k/2 zeros right.
+int padded_width(const Conv2dShape& s, int mult) { return round_up(s.w, mult) + 2 * (s.k / 2); }
+
+struct FwdTiling {
+  int rows;          // output rows per item
+  int tiles;         // items per image
+  size_t tile;       // floats of one thread's padded tile
+};
+
+FwdTiling fwd_tiling(const Conv2dShape& s) {
+  const int halo = 2 * (s.k / 2);
+  const size_t per_row = static_cast<size_t>(s.c_in) * padded_width(s, kUR);
+  const long fit = static_cast<long>(kTileFloats / per_row) - halo;
+  FwdTiling t;
+  t.rows = static_cast<int>(std::clamp<long>(fit, 1, s.h));
+  t.tiles = (s.h + t.rows - 1) / t.rows;
+  t.tile = align16(per_row * static_cast<size_t>(t.rows + halo));
+  return t;
+}
+
+size_t packed_weight_floats(const Conv2dShape& s) {
+  return align16(static_cast<size_t>(round_up(s.c_out, kOG)) * s.c_in * s.k * s.k);
+}
+
+// wp [c_out/16][c_in][k*k][16] (zero for channels past c_out), from weight [c_out,c_in,k,k], or
+// with flip_t from weight [c_in,c_out,k,k] as W'[o,c,t] = W[c,o,k*k-1-t] (t = u*k+v; reversing t
+// flips both u and v).
+void pack_weights(const Conv2dShape& s, const float* weight, bool flip_t, float* wp) {
+  const int kk = s.k * s.k, groups = round_up(s.c_out, kOG) / kOG;
+  for (int g = 0; g < groups; ++g)
+    for (int c = 0; c < s.c_in; ++c)
+      for (int t = 0; t < kk; ++t)
+        for (int q = 0; q < kOG; ++q) {
+          const int o = g * kOG + q;
+          float v = 0.f;
+          if (o < s.c_out)
+            v = flip_t ? weight[(static_cast<size_t>(c) * s.c_out + o) * kk + (kk - 1 - t)]
+                       : weight[(static_cast<size_t>(o) * s.c_in + c) * kk + t];
+          wp[((static_cast<size_t>(g) * s.c_in + c) * kk + t) * kOG + q] = v;
+        }
+}
+
+// One zero-padded row: p zeros, src[0..w) (or zeros when src is null), zeros up to wp.
+void pad_row(const float* src, int w, int p, int wp, float* dst) {
+  if (!src) {
+    std::memset(dst, 0, wp * sizeof(float));
+    return;
+  }
+  std::memset(dst, 0, p * sizeof(float));
+  std::memcpy(dst + p, src, w * sizeof(float));
+  std::memset(dst + p + w, 0, (wp - p - w) * sizeof(float));
+}
+
+// tile [c_in][nr+2p][wp] = rows r0-p .. r0+nr+p-1 of image xb [c_in,h,w], zero padded.
+void fill_tile(const Conv2dShape& s, const float* xb, int r0, int nr, float* tile) {
+  const int p = s.k / 2, wp = padded_width(s, kUR), trows = nr + 2 * p;
+  for (int c = 0; c < s.c_in; ++c)
+    for (int t = 0; t < trows; ++t) {
+      const int r = r0 - p + t;
+      const float* src = (r < 0 || r >= s.h) ? nullptr : xb + (static_cast<size_t>(c) * s.h + r) * s.w;
+      pad_row(src, s.w, p, wp, tile + (static_cast<size_t>(c) * trows + t) * wp);
+    }
+}
+
+// Lanes [0, count) set.
+__m256i lane_mask(int count) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(count), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// Forward register block: 16 output channels (2 vectors, lanes = channels) x 6 output pixels
+// (j0..j0+5 of tile row i). Per tap: 2 weight loads, 6 input broadcasts, 12 FMAs (the workspace
+// need not be 32-byte aligned, so loads are unaligned; on aligned data they cost the same).
+// tile: padded input [c_in][trows][wp]; wg: packed weights of the channel group.
+template <int K>
+inline void forward_block(const float* tile, int trows, int wp, int c_in, const float* wg, int i, int j0,
+                          __m256 (&acc)[kUR][2]) {
+  for (int r = 0; r < kUR; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+  for (int c = 0; c < c_in; ++c) {
+    const float* base = tile + (static_cast<size_t>(c) * trows + i) * wp + j0;
+    const float* wc = wg + static_cast<size_t>(c) * K * K * kOG;
+    for (int u = 0; u < K; ++u) {
+      const float* row = base + u * wp;
+      const float* wu = wc + u * K * kOG;
+      // Not unrolled over v: GCC then interleaves taps and runs out of the 16 ymm registers,
+      // spilling accumulators to the stack (measured 2x slower).
+#pragma GCC unroll 1
+      for (int v = 0; v < K; ++v) {
+        const __m256 w0 = _mm256_loadu_ps(wu + v * kOG), w1 = _mm256_loadu_ps(wu + v * kOG + 8);
+        for (int r = 0; r < kUR; ++r) {
+          const __m256 xv = _mm256_broadcast_ss(row + v + r);
+          acc[r][0] = _mm256_fmadd_ps(w0, xv, acc[r][0]);
+          acc[r][1] = _mm256_fmadd_ps(w1, xv, acc[r][1]);
+        }
+      }
+    }
+  }
+}
+
+// Writes a block to yb [c_out,h,w] at output row `row`, columns j0..j0+5, with bias and ReLU;
+// channels past c_out and columns past w are dropped. The block is pixel-major, y channel-major:
+// the transpose goes through a small buffer (a few % of the block's FMAs for c_in >= 16).
+inline void store_block(const __m256 (&acc)[kUR][2], const Conv2dShape& s, float* yb, int g, int row, int j0,
+                        const float* bias, bool relu) {
+  alignas(32) float buf[kUR][kOG];
+  for (int r = 0; r < kUR; ++r) {
+    _mm256_store_ps(buf[r], acc[r][0]);
+    _mm256_store_ps(buf[r] + 8, acc[r][1]);
+  }
+  const int cols = std::min(kUR, s.w - j0), channels = std::min(kOG, s.c_out - g * kOG);
+  for (int q = 0; q < channels; ++q) {
+    const int o = g * kOG + q;
+    const float b = bias ? bias[o] : 0.f;
+    float* dst = yb + (static_cast<size_t>(o) * s.h + row) * s.w + j0;
+    for (int r = 0; r < cols; ++r) {
+      const float v = buf[r][q] + b;
+      dst[r] = relu && v < 0.f ? 0.f : v;  // NaN < 0 is false: NaN propagates
+    }
+  }
+}
+
+template <int K>
+void forward_impl(const Conv2dShape& s, const float* x, const float* weight, bool flip_t, const float* bias, float* y,
+                  bool relu, float* workspace, int threads) {
+  const FwdTiling t = fwd_tiling(s);
+  float* wp = workspace;
+  float* tiles = workspace + packed_weight_floats(s);
+  pack_weights(s, weight, flip_t, wp);
+  const size_t plane = static_cast<size_t>(s.h) * s.w;
+  const int items = s.n * t.tiles, groups = round_up(s.c_out, kOG) / kOG, wpad = padded_width(s, kUR);
+#pragma omp parallel num_threads(std::min(threads, items))
+  {
+    float* tile = tiles + static_cast<size_t>(omp_get_thread_num()) * t.tile;
+#pragma omp for schedule(dynamic, 1)
+    for (int it = 0; it < items; ++it) {
+      const int b = it / t.tiles, r0 = (it % t.tiles) * t.rows, nr = std::min(t.rows, s.h - r0);
+      const int trows = nr + 2 * (K / 2);
+      fill_tile(s, x + static_cast<size_t>(b) * s.c_in * plane, r0, nr, tile);
+      float* yb = y + static_cast<size_t>(b) * s.c_out * plane;  // [c_out,h,w]
+      for (int g = 0; g < groups; ++g) {
+        const float* wg = wp + static_cast<size_t>(g) * s.c_in * K * K * kOG;
+        for (int i = 0; i < nr; ++i)
+          for (int j0 = 0; j0 < s.w; j0 += kUR) {
+            __m256 acc[kUR][2];
+            forward_block<K>(tile, trows, wpad, s.c_in, wg, i, j0, acc);
+            store_block(acc, s, yb, g, r0 + i, j0, bias, relu);
+          }
+      }
+    }
+  }
+}
+
+// Backward weights, accumulating taps v in [V0, V0+NV) of kernel row u over output rows
+// [i0, i1) for output channels o0, o1 into acc [2][NV] (vectors of 8 column partial sums).
+// Per 8 columns: 2 loads of dy, NV shifted loads of x, 2*NV FMAs.
+template <int NV>
+inline void weights_rows(const Conv2dShape& s, const float* pad, int wp, const float* dy0, const float* dy1, int u,
+                         int v0, int i0, int i1, __m256* acc) {
+  const int full = s.w / 8, rest = s.w % 8;
+  const __m256i tail = lane_mask(rest);
+  __m256 a0[NV], a1[NV];
+  for (int v = 0; v < NV; ++v) {
+    a0[v] = acc[v];
+    a1[v] = acc[NV + v];
+  }
+  for (int i = i0; i < i1; ++i) {
+    const float* xr = pad + static_cast<size_t>(i + u) * wp + v0;
+    const float* d0 = dy0 + static_cast<size_t>(i) * s.w;
+    const float* d1 = dy1 + static_cast<size_t>(i) * s.w;
+    auto step = [&](int j, __m256 g0, __m256 g1) {
+      for (int v = 0; v < NV; ++v) {
+        __m256 xv = _mm256_loadu_ps(xr + j + v);
+        // Keeps xv in a register: otherwise GCC folds the load into both FMAs, loading x twice,
+        // and the loop becomes load-bound.
+        asm("" : "+x"(xv));
+        a0[v] = _mm256_fmadd_ps(g0, xv, a0[v]);
+        a1[v] = _mm256_fmadd_ps(g1, xv, a1[v]);
+      }
+    };
+    for (int jv = 0; jv < full; ++jv) step(8 * jv, _mm256_loadu_ps(d0 + 8 * jv), _mm256_loadu_ps(d1 + 8 * jv));
+    // Columns past w: dy is masked to 0 (x there is padding or the neighbouring columns).
+    if (rest) step(8 * full, _mm256_maskload_ps(d0 + 8 * full, tail), _mm256_maskload_ps(d1 + 8 * full, tail));
+  }
+  for (int v = 0; v < NV; ++v) {
+    acc[v] = a0[v];
+    acc[NV + v] = a1[v];
+  }
+}
+
+// Output rows per block in weights_pair: the block's dy rows (2 channels) and x rows (+K-1) stay in
+// L1 while all K*K taps pass over them.
+constexpr int kWeightRows = 4;
+
+// Backward weights for one image: adds to pq [c_out,c_in,K,K] the contributions of input channel c
+// (padded plane `pad` [h+K-1][wp]) and output channels o0, o1 (o1 == o0 for an odd last channel:
+// computed twice, stored once). The K taps of a kernel row are done in two passes of (K+1)/2 and
+// K/2 so that 2 x (K+1)/2 accumulators + 2 dy + 1 x fit the 16 ymm registers without spills.
+template <int K>
+void weights_pair(const Conv2dShape& s, const float* pad, const float* dy0, const float* dy1, int o0, int o1, int c,
+                  float* pq) {
+  constexpr int NA = (K + 1) / 2, NB = K / 2;
+  const int wp = padded_width(s, 8);
+  __m256 acc[K][2 * K];  // [u][first pass: 2*NA | second pass: 2*NB]
+  for (int u = 0; u < K; ++u)
+    for (int t = 0; t < 2 * K; ++t) acc[u][t] = _mm256_setzero_ps();
+  for (int i0 = 0; i0 < s.h; i0 += kWeightRows) {
+    const int i1 = std::min(s.h, i0 + kWeightRows);
+    for (int u = 0; u < K; ++u) {
+      weights_rows<NA>(s, pad, wp, dy0, dy1, u, 0, i0, i1, acc[u]);
+      weights_rows<NB>(s, pad, wp, dy0, dy1, u, NA, i0, i1, acc[u] + 2 * NA);
+    }
+  }
+  float* w0 = pq + (static_cast<size_t>(o0) * s.c_in + c) * K * K;
+  float* w1 = pq + (static_cast<size_t>(o1) * s.c_in + c) * K * K;
+  for (int u = 0; u < K; ++u) {
+    for (int v = 0; v < NA; ++v) {
+      w0[u * K + v] += hsum(acc[u][v]);
+      if (o1 != o0) w1[u * K + v] += hsum(acc[u][NA + v]);
+    }
+    for (int v = 0; v < NB; ++v) {
+      w0[u * K + NA + v] += hsum(acc[u][2 * NA + v]);
+      if (o1 != o0) w1[u * K + NA + v] += hsum(acc[u][2 * NA + NB + v]);
+    }
+  }
+}
+
+size_t weight_floats(const Conv2dShape& s) { return static_cast<size_t>(s.c_out) * s.c_in * s.k * s.k; }
+size_t pad_plane_floats(const Conv2dShape& s) {
+  return align16(static_cast<size_t>(s.h + 2 * (s.k / 2)) * padded_width(s, 8));
+}
+
+template <int K>
+void backward_weights_impl(const Conv2dShape& s, const float* x, const float* dy, float* dweight, float* workspace,
+                           int threads) {
+  const int chunks = std::min(kChunks, s.n), p = K / 2, wp = padded_width(s, 8);
+  const size_t nw = weight_floats(s), plane = static_cast<size_t>(s.h) * s.w;
+  float* partial = workspace;  // [chunks][c_out,c_in,K,K]
+  float* pads = workspace + align16(kChunks * nw);
+#pragma omp parallel num_threads(std::min(threads, chunks))
+  {
+    float* pad = pads + static_cast<size_t>(omp_get_thread_num()) * pad_plane_floats(s);
+#pragma omp for schedule(dynamic, 1)
+    for (int q = 0; q < chunks; ++q) {
+      float* pq = partial + static_cast<size_t>(q) * nw;
+      std::memset(pq, 0, nw * sizeof(float));
+      for (int b = q * s.n / chunks; b < (q + 1) * s.n / chunks; ++b) {
+        for (int c = 0; c < s.c_in; ++c) {
+          const float* xc = x + (static_cast<size_t>(b) * s.c_in + c) * plane;  // [h,w]
+          for (int r = 0; r < s.h + 2 * p; ++r) {
+            const int sr = r - p;
+            pad_row(sr < 0 || sr >= s.h ? nullptr : xc + static_cast<size_t>(sr) * s.w, s.w, p, wp,
+                    pad + static_cast<size_t>(r) * wp);
+          }
+          for (int o0 = 0; o0 < s.c_out; o0 += 2) {
+            const int o1 = std::min(o0 + 1, s.c_out - 1);
+            const float* dyb = dy + static_cast<size_t>(b) * s.c_out * plane;
+            weights_pair<K>(s, pad, dyb + o0 * plane, dyb + o1 * plane, o0, o1, c, pq);
+          }
+        }
+      }
+    }
+    sum_partials(partial, chunks, nw, dweight);
+  }
+}
+
+}  // namespace
+
+bool supported(const Conv2dShape& s) { return s.k == 3 || s.k == 5 || s.k == 7; }
+
+size_t forward_workspace_floats(const Conv2dShape& s, int threads) {
+  return packed_weight_floats(s) + fwd_tiling(s).tile * static_cast<size_t>(threads);
+}
+
+size_t backward_weights_workspace_floats(const Conv2dShape& s, int threads) {
+  return align16(kChunks * weight_floats(s)) + pad_plane_floats(s) * static_cast<size_t>(threads);
+}
+
+void forward(const Conv2dShape& s, const float* x, const float* weight, bool flip_transposed, const float* bias,
+             float* y, bool relu, float* workspace, int threads) {
+  switch (s.k) {
+    case 3: return forward_impl<3>(s, x, weight, flip_transposed, bias, y, relu, workspace, threads);
+    case 5: return forward_impl<5>(s, x, weight, flip_transposed, bias, y, relu, workspace, threads);
+    default: return forward_impl<7>(s, x, weight, flip_transposed, bias, y, relu, workspace, threads);
+  }
+}
+
+void backward_weights(const Conv2dShape& s, const float* x, const float* dy, float* dweight, float* workspace,
+                      int threads) {
+  switch (s.k) {
+    case 3: return backward_weights_impl<3>(s, x, dy, dweight, workspace, threads);
+    case 5: return backward_weights_impl<5>(s, x, dy, dweight, workspace, threads);
+    default: return backward_weights_impl<7>(s, x, dy, dweight, workspace, threads);
+  }
+}
+
+#else  // no AVX2/FMA in this build: conv2d.cpp uses its im2col path for every shape
+
+bool supported(const Conv2dShape&) { return false; }
+size_t forward_workspace_floats(const Conv2dShape&, int) { return 0; }
+size_t backward_weights_workspace_floats(const Conv2dShape&, int) { return 0; }
+void forward(const Conv2dShape&, const float*, const float*, bool, const float*, float*, bool, float*, int) {
+  fail("conv2d: direct kernels are not built (no AVX2/FMA); supported() is false");
+}
+void backward_weights(const Conv2dShape&, const float*, const float*, float*, float*, int) {
+  fail("conv2d: direct kernels are not built (no AVX2/FMA); supported() is false");
+}
+
+#endif
+
+}  // namespace isonet::cpu::direct
