@@ -143,7 +143,7 @@ struct SegmentResult {
   int num_labels = 0;
   IntermodesResult threshold;
   size_t foreground_voxels = 0;  // after hole filling
-  int num_markers = 0;           // before removing small objects
+  int num_markers = 0;           // watershed markers (components when split is off), before size filtering
 };
 
 // Threshold (intermodes), fill holes, split by the EDT watershed (EDT in the units of v.voxel, so
