@@ -12,6 +12,7 @@
 # Environment:
 #   ISONET_DEPS_PREFIX  folder with include/ and lib/ (lib/pkgconfig) holding the dependencies the
 #                       GPU machine lacks (libtiff, FFTW, OpenBLAS, doctest, CLI11, nlohmann-json headers)
+#   ISONET_COMMIT       commit to record (the device copy of the tree may have no .git)
 #   ISONET_GPU_JOBS     build parallelism (default 16)
 #   ISONET_SANITIZER_TIMEOUT  seconds per compute-sanitizer run (default 240)
 set -uo pipefail
@@ -133,7 +134,7 @@ fi
   echo "# GPU check $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo
   echo "- device: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || echo unknown)"
-  echo "- commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (with uncommitted changes)')"
+  echo "- commit: ${ISONET_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}$(git diff --quiet 2>/dev/null || echo ' (with uncommitted changes)')"
   echo "- CUDA: $(nvcc --version 2>/dev/null | grep -o 'release [0-9.]*' || echo unknown)"
   echo
   echo "## Steps"
