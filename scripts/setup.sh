@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake pkg-config libtiff-dev libfftw3-dev libopenblas-dev doctest-dev libcli11-dev
-          nlohmann-json3-dev libpng-dev python3-numpy python3-tifffile python3-torch)
+          nlohmann-json3-dev libpng-dev python3-numpy python3-scipy python3-skimage python3-tifffile python3-torch)
 if [[ "${ISONET_SKIP_APT:-0}" != 1 ]]; then
   missing=()
   for p in "${packages[@]}"; do
