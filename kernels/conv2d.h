@@ -1,5 +1,6 @@
 // conv2d.h: 2D convolution, stride 1, odd square kernel, 'same' zero padding (k/2), with bias.
-// CPU twin in conv2d.cpp (im2col + OpenBLAS sgemm, OpenMP), CUDA kernels in conv2d.cu.
+// CPU twin in conv2d.cpp (direct AVX2 kernels in conv2d_direct.cpp for k = 3, 5, 7; im2col +
+// OpenBLAS sgemm otherwise), CUDA kernels in conv2d.cu.
 // This is cross-correlation, as in PyTorch/Keras: y[o,i,j] = b[o] + sum_c,u,v w[o,c,u,v] x[c,i+u-k/2,j+v-k/2].
 #pragma once
 #include <cstddef>
@@ -20,6 +21,10 @@ struct Conv2dShape {
 void check_conv2d_shape(const Conv2dShape& s, const char* op);
 
 namespace cpu {
+// Threading: each CPU conv call runs one OpenMP team of omp_get_max_threads() threads, as seen by
+// the first call of any function below (fixed from then on, so a workspace sized earlier stays
+// valid). Its GEMMs run single-threaded inside that team: a call that uses sgemm (1x1, or builds
+// without AVX2) sets OpenBLAS to 1 thread for the process.
 // Floats of scratch memory the CPU conv functions need for shape s.
 size_t conv2d_workspace_floats(const Conv2dShape& s);
 // x [n,c_in,h,w], weight [c_out,c_in,k,k], bias [c_out] or nullptr -> y [n,c_out,h,w] (overwritten).
