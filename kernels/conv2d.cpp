@@ -56,6 +56,19 @@ int conv_threads() {
   return threads;
 }
 
+// Below this many multiply-adds a call runs on the calling thread alone: the team's start and
+// end barrier cost microseconds on idle cores and whole scheduler time slices on a loaded machine
+// (measured: the gradient-check test, thousands of tiny convs, took 7-16 s with 2 threads on an
+// overloaded host and 0.07 s with 1). 2^24 MACs is ~0.2 ms of one core; every IsoNet layer at a
+// training batch is 10-100x above it.
+constexpr double kParallelMinMacs = double(1 << 24);
+
+// Threads for one call of shape s: conv_threads(), or 1 for small problems.
+int team_size(const Conv2dShape& s) {
+  const double macs = double(s.n) * s.c_in * s.c_out * s.k * s.k * s.h * s.w;
+  return macs >= kParallelMinMacs ? conv_threads() : 1;
+}
+
 // See the file comment: the conv threads itself, so each sgemm must run on the calling thread.
 void blas_single_threaded() {
   if (openblas_get_num_threads() != 1) openblas_set_num_threads(1);
@@ -141,13 +154,13 @@ void epilogue(float* y, int c_out, int ncols, int ld, const float* bias, bool re
 }
 
 // The forward convolution of conv2d.h with weights given as the matrix wmat [c_out, c_in*k*k].
-// cols: conv_threads() tiles of tiling(s, s.c_in).col floats.
+// cols: `threads` tiles of tiling(s, s.c_in).col floats.
 void forward_core(const Conv2dShape& s, const float* x, const float* wmat, const float* bias, float* y, bool relu,
-                  float* cols) {
+                  float* cols, int threads) {
   const Tiling t = tiling(s, s.c_in);
   const int plane = s.h * s.w, items = s.n * t.tiles;
   blas_single_threaded();
-#pragma omp parallel num_threads(std::min(conv_threads(), items))
+#pragma omp parallel num_threads(std::min(threads, items))
   {
     float* col = cols + static_cast<size_t>(omp_get_thread_num()) * t.col;
 #pragma omp for schedule(dynamic, 1)
@@ -185,7 +198,7 @@ void gemm_backward_weights(const Conv2dShape& s, const float* x, const float* dy
   float* partial = workspace;  // [chunks, c_out, c_in*k*k]
   float* cols = workspace + gemm_head_floats(s);
   blas_single_threaded();
-#pragma omp parallel num_threads(std::min(conv_threads(), chunks))
+#pragma omp parallel num_threads(std::min(team_size(s), chunks))
   {
     float* col = cols + static_cast<size_t>(omp_get_thread_num()) * t.col;
     // Chunk q sums items [q*items/chunks, (q+1)*items/chunks) in order into partial q.
@@ -229,9 +242,9 @@ void conv2d_forward(const Conv2dShape& s, const float* x, const float* weight, c
   check_not_null(weight, op, "weight");
   check_not_null(y, op, "y");
   check_workspace(s, workspace, op);
-  if (direct::supported(s)) return direct::forward(s, x, weight, false, bias, y, fuse_relu, workspace, conv_threads());
+  if (direct::supported(s)) return direct::forward(s, x, weight, false, bias, y, fuse_relu, workspace, team_size(s));
   // weight [c_out,c_in,k,k] is already the row-major matrix [c_out, c_in*k*k].
-  forward_core(s, x, weight, bias, y, fuse_relu, workspace + gemm_head_floats(s));
+  forward_core(s, x, weight, bias, y, fuse_relu, workspace + gemm_head_floats(s), team_size(s));
 }
 
 void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* weight, float* dx, float* workspace) {
@@ -243,7 +256,7 @@ void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* we
   check_workspace(s, workspace, op);
   Conv2dShape t = s;
   std::swap(t.c_in, t.c_out);
-  if (direct::supported(s)) return direct::forward(t, dy, weight, true, nullptr, dx, false, workspace, conv_threads());
+  if (direct::supported(s)) return direct::forward(t, dy, weight, true, nullptr, dx, false, workspace, team_size(s));
   const int kk = s.k * s.k;
   // wf [c_in, c_out, k, k] = weight[o, c, k-1-u, k-1-v]
   float* wf = workspace;
@@ -253,7 +266,7 @@ void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* we
       float* dst = wf + (static_cast<size_t>(c) * s.c_out + o) * kk;
       for (int t = 0; t < kk; ++t) dst[t] = src[kk - 1 - t];  // (u,v) -> (k-1-u, k-1-v) reverses the k*k block
     }
-  forward_core(t, dy, wf, nullptr, dx, false, workspace + gemm_head_floats(s));
+  forward_core(t, dy, wf, nullptr, dx, false, workspace + gemm_head_floats(s), team_size(s));
 }
 
 void conv2d_backward_weights(const Conv2dShape& s, const float* x, const float* dy, float* dweight, float* dbias,
@@ -265,13 +278,13 @@ void conv2d_backward_weights(const Conv2dShape& s, const float* x, const float* 
   check_not_null(dweight, op, "dweight");
   check_workspace(s, workspace, op);
   if (direct::supported(s))
-    direct::backward_weights(s, x, dy, dweight, workspace, conv_threads());
+    direct::backward_weights(s, x, dy, dweight, workspace, team_size(s));
   else
     gemm_backward_weights(s, x, dy, dweight, workspace);
   if (dbias) {
     const int plane = s.h * s.w;
     // Double accumulation: n*h*w terms (262144 for a batch of 16 128x128 patches).
-#pragma omp parallel for schedule(static) num_threads(std::min(conv_threads(), s.c_out))
+#pragma omp parallel for schedule(static) num_threads(std::min(team_size(s), s.c_out))
     for (int o = 0; o < s.c_out; ++o) {
       double sum = 0.0;
       for (int b = 0; b < s.n; ++b) {

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "kernels/cpu_parallel.h"
 #include "kernels/op_checks.h"
 
 namespace isonet::cpu {
@@ -40,7 +41,7 @@ void maxpool2d_forward(const Pool2dShape& s, const float* x, float* y, int32_t* 
   const int oh = s.out_h(), ow = s.out_w();
   const long planes = static_cast<long>(s.n) * s.c;
   const size_t in_plane = static_cast<size_t>(s.h) * s.w, out_plane = static_cast<size_t>(oh) * ow;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (planes * in_plane >= kParallelMinElements)
   for (long p = 0; p < planes; ++p) {
     const float* xp = x + p * in_plane;   // [h,w]
     float* yp = y + p * out_plane;        // [oh,ow]
@@ -58,7 +59,7 @@ void maxpool2d_backward(const Pool2dShape& s, const float* dy, const int32_t* ar
   check_not_null(dx, op, "dx");
   const long planes = static_cast<long>(s.n) * s.c;
   const size_t in_plane = static_cast<size_t>(s.h) * s.w, out_plane = static_cast<size_t>(s.out_h()) * s.out_w();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (planes * in_plane >= kParallelMinElements)
   for (long p = 0; p < planes; ++p) {
     float* dxp = dx + p * in_plane;  // [h,w]
     const float* dyp = dy + p * out_plane;

@@ -9,6 +9,7 @@
 
 #include <cmath>
 
+#include "kernels/cpu_parallel.h"
 #include "kernels/op_checks.h"
 
 namespace isonet::cpu {
@@ -42,7 +43,7 @@ void psnr_loss_forward(const PsnrLossShape& s, const float* pred, const float* t
   check_not_null(target, op, "target");
   check_not_null(loss, op, "loss");
   double total = 0.0;
-#pragma omp parallel for schedule(static) reduction(+ : total)
+#pragma omp parallel for schedule(static) reduction(+ : total) if (s.n * s.per_patch >= kParallelMinElements)
   for (int p = 0; p < s.n; ++p) {
     const size_t off = static_cast<size_t>(p) * s.per_patch;
     PatchStats st = patch_stats(pred + off, target + off, s.per_patch);
@@ -61,7 +62,7 @@ void psnr_loss_backward(const PsnrLossShape& s, const float* pred, const float* 
   check_not_null(target, op, "target");
   check_not_null(dpred, op, "dpred");
   const size_t m = s.per_patch;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (s.n * m >= kParallelMinElements)
   for (int p = 0; p < s.n; ++p) {
     const size_t off = static_cast<size_t>(p) * m;
     const double mse = patch_stats(pred + off, target + off, m).mse;

@@ -3,6 +3,7 @@
 
 #include <cstddef>
 
+#include "kernels/cpu_parallel.h"
 #include "kernels/op_checks.h"
 
 namespace isonet::cpu {
@@ -15,7 +16,7 @@ void upsample2d_forward(const Upsample2dShape& s, const float* x, float* y) {
   const long planes = static_cast<long>(s.n) * s.c;
   const int w = s.w, ow = 2 * s.w;
   const size_t in_plane = static_cast<size_t>(s.h) * w, out_plane = 4 * in_plane;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (planes * in_plane >= kParallelMinElements)
   for (long p = 0; p < planes; ++p) {
     const float* xp = x + p * in_plane;  // [h,w]
     float* yp = y + p * out_plane;       // [2h,2w]
@@ -35,7 +36,7 @@ void upsample2d_backward(const Upsample2dShape& s, const float* dy, float* dx) {
   const long planes = static_cast<long>(s.n) * s.c;
   const int w = s.w, ow = 2 * s.w;
   const size_t in_plane = static_cast<size_t>(s.h) * w, out_plane = 4 * in_plane;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (planes * in_plane >= kParallelMinElements)
   for (long p = 0; p < planes; ++p) {
     const float* dyp = dy + p * out_plane;  // [2h,2w]
     float* dxp = dx + p * in_plane;         // [h,w]

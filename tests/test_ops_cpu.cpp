@@ -76,13 +76,14 @@ TEST_CASE("conv2d: forward and both backward passes match naive double loops") {
   // Odd sizes (w % 8 != 0 for the AVX2 kernels' column tails), batch > 1, every kernel size the
   // models use, planes smaller than the kernel, c_out not a multiple of 16 (the direct kernels'
   // channel block). k = 3, 5, 7 run the direct kernels (when built with AVX2), k = 1 and k = 9 the
-  // im2col + sgemm path. Two shapes are wide and deep enough to be cut into several row tiles:
-  // {96 channels, w 130, k 7}: 3 direct-kernel tiles of 3 rows; {4 channels, w 130, k 9}: 2 im2col
-  // tiles (6 + 3 rows).
+  // im2col + sgemm path. Three shapes are large enough (>= 2^24 multiply-adds) to run on the
+  // whole OpenMP team, and cut into several row tiles: {96 channels, w 130, k 7}: 3 direct-kernel
+  // tiles of 3 rows; {16 channels, w 130, k 9}: 9 im2col tiles of 1 row; and a 1x1 with 96 channels.
   const Case cases[] = {
-      {{3, 1, 16, 9, 11, 7}, true, false}, {{2, 3, 5, 7, 9, 3}, false, true},   {{2, 16, 33, 5, 7, 5}, true, true},
-      {{3, 33, 3, 5, 7, 1}, true, false},  {{2, 4, 3, 2, 3, 7}, true, false},   {{2, 96, 6, 9, 130, 7}, true, true},
-      {{2, 4, 5, 9, 130, 9}, true, true},  {{2, 3, 17, 4, 5, 9}, false, false}, {{1, 1, 1, 1, 1, 1}, false, false},
+      {{3, 1, 16, 9, 11, 7}, true, false},  {{2, 3, 5, 7, 9, 3}, false, true},    {{2, 16, 33, 5, 7, 5}, true, true},
+      {{3, 33, 3, 5, 7, 1}, true, false},   {{2, 4, 3, 2, 3, 7}, true, false},    {{2, 96, 6, 9, 130, 7}, true, true},
+      {{2, 16, 8, 9, 130, 9}, true, true},  {{2, 3, 17, 4, 5, 9}, false, false},  {{2, 96, 96, 33, 65, 1}, true, true},
+      {{1, 1, 1, 1, 1, 1}, false, false},
   };
   for (const Case& cs : cases) {
     const Conv2dShape& s = cs.s;
