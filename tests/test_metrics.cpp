@@ -74,12 +74,6 @@ double direct_ssim(const Volume& x, const Volume& r) {
   return total / count;
 }
 
-std::string python_with_scipy() {
-  for (std::string py : {std::string("/usr/bin/python3"), std::string("python3")}) {
-    if (std::system((py + " -c 'import numpy, scipy.ndimage' >/dev/null 2>&1").c_str()) == 0) return py;
-  }
-  return "";
-}
 
 void write_raw(const std::string& path, const Volume& v) {
   std::ofstream out(path, std::ios::binary);
@@ -183,14 +177,13 @@ TEST_CASE("metrics: separable block-wise SSIM equals a direct 11^3-window SSIM")
 }
 
 TEST_CASE("metrics: PSNR and SSIM agree with numpy/scipy (and scikit-image when installed)") {
-  std::string py = python_with_scipy();
+  std::string py = test::find_python("numpy, scipy.ndimage");
   if (py.empty()) {
     MESSAGE("SKIPPED: python3 with numpy and scipy not found");
     return;
   }
-  char tmpl[] = "/tmp/isonet_test_metrics_XXXXXX";
-  REQUIRE(mkdtemp(tmpl) != nullptr);
-  std::string dir = tmpl;
+  test::TempDir tmp;
+  const std::string& dir = tmp.path;
   Volume r = structured(15, 21, 18, 11);
   Volume p = r;
   std::mt19937_64 g(12);
@@ -203,7 +196,6 @@ TEST_CASE("metrics: PSNR and SSIM agree with numpy/scipy (and scikit-image when 
   REQUIRE(std::system(cmd.c_str()) == 0);
   std::ifstream in(dir + "/out.json");
   nlohmann::json j = nlohmann::json::parse(in);
-  std::system(("rm -rf '" + dir + "'").c_str());
   AffineFit f = fit_affine_minmse(p, r);
   // Same double arithmetic in a different summation order: 1e-9 relative.
   CHECK(std::fabs(f.scale - j["scale"].get<double>()) <= 1e-9 * std::fabs(f.scale));

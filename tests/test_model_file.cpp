@@ -1,6 +1,6 @@
 // test_model_file.cpp: safetensors model files: bit-identical round trips (weights, Adam state,
 // metadata), refusal of corrupt or foreign files with the right message, atomic writes, and a
-// Python reader (json + numpy) of our files when /usr/bin/python3 has numpy.
+// Python reader (json + numpy) of our files when a python3 with numpy is available.
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -22,25 +22,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A fresh, empty directory per test case, removed at the end.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("isonet_model_file_" + std::to_string(::getpid()) + "_" +
-                                        std::to_string(counter()++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-  static int& counter() {
-    static int c = 0;
-    return c;
-  }
-};
+using test::TempDir;
 
 std::string read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -280,8 +262,9 @@ TEST_CASE("model file: save refuses bad input and leaves no partial file") {
 }
 
 TEST_CASE("model file: Python (json + numpy) reads our files") {
-  if (std::system("/usr/bin/python3 -c 'import numpy' > /dev/null 2>&1") != 0) {
-    MESSAGE("skipped: /usr/bin/python3 with numpy is not available");
+  const std::string python = test::find_python("numpy");
+  if (python.empty()) {
+    MESSAGE("skipped: no python3 with numpy is available");
     return;
   }
   TempDir dir;
@@ -303,7 +286,7 @@ TEST_CASE("model file: Python (json + numpy) reads our files") {
                            "    b, e = h[k]['data_offsets']\n"
                            "    a = np.frombuffer(data[b:e], dtype='<f4').reshape(h[k]['shape'])\n"
                            "    print(k, 'x'.join(map(str, a.shape)), repr(float(a.astype(np.float64).sum())))\n";
-  FILE* p = ::popen(("/usr/bin/python3 " + script + " " + path).c_str(), "r");
+  FILE* p = ::popen((python + " " + script + " " + path).c_str(), "r");
   REQUIRE(p != nullptr);
   std::string out;
   char buf[512];
@@ -343,8 +326,9 @@ TEST_CASE("model file: Python (json + numpy) reads our files") {
 }
 
 TEST_CASE("model file: PyTorch loads our files into its modules and reproduces our predictions") {
-  if (std::system("/usr/bin/python3 -c 'import numpy, torch' > /dev/null 2>&1") != 0) {
-    MESSAGE("skipped: /usr/bin/python3 with numpy and torch is not available");
+  const std::string python = test::find_python("numpy, torch");
+  if (python.empty()) {
+    MESSAGE("skipped: no python3 with numpy and torch is available");
     return;
   }
   TempDir dir;
@@ -359,7 +343,7 @@ TEST_CASE("model file: PyTorch loads our files into its modules and reproduces o
     // scripts/torch_reference.py's load_model_file uses strict load_state_dict: names and shapes
     // must match our file exactly.
     const std::string cmd = "cd '" + test::source_path("scripts") +
-                            "' && /usr/bin/python3 -c \"import sys, numpy as np, torch, torch_reference as r\n"
+                            "' && " + python + " -c \"import sys, numpy as np, torch, torch_reference as r\n"
                             "net, meta = r.load_model_file(sys.argv[1])\n"
                             "x = r.read_safetensors(sys.argv[2])[0]['input']\n"
                             "with torch.no_grad(): y = net(torch.from_numpy(x.astype(np.float64))).numpy()\n"

@@ -25,28 +25,7 @@ using namespace isonet;
 
 namespace {
 
-// A fresh directory under /tmp, removed (with its files) at the end of the test.
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/isonet_test_tiff_XXXXXX";
-    REQUIRE(mkdtemp(tmpl) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() { std::system(("rm -rf '" + path + "'").c_str()); }
-  std::string file(const std::string& name) const { return path + "/" + name; }
-  std::vector<std::string> entries() const {
-    std::vector<std::string> names;
-    if (DIR* d = opendir(path.c_str())) {
-      while (dirent* e = readdir(d)) {
-        std::string n = e->d_name;
-        if (n != "." && n != "..") names.push_back(n);
-      }
-      closedir(d);
-    }
-    return names;
-  }
-};
+using test::TempDir;
 
 std::vector<char> read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -79,17 +58,7 @@ Volume random_volume(int nz, int ny, int nx, uint64_t seed, float lo, float hi) 
 
 const std::string kReal = "../shared/data/real/";
 
-// Python with numpy + tifffile (Debian's /usr/bin/python3 has them; ISONET_PYTHON overrides).
-std::string python_with_tifffile() {
-  std::vector<std::string> candidates;
-  if (const char* p = std::getenv("ISONET_PYTHON")) candidates.push_back(p);
-  candidates.push_back("/usr/bin/python3");
-  candidates.push_back("python3");
-  for (const std::string& py : candidates) {
-    if (std::system((py + " -c 'import numpy, tifffile' >/dev/null 2>&1").c_str()) == 0) return py;
-  }
-  return "";
-}
+std::string python_with_tifffile() { return test::find_python("numpy, tifffile"); }
 
 int run_interop(const std::string& python, const std::string& args) {
   std::string cmd = python + " " + test::source_path("scripts/tiff_interop.py") + " " + args;

@@ -3,6 +3,9 @@
 #pragma once
 #include <doctest/doctest.h>
 
+#include <dirent.h>
+#include <stdlib.h>
+
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -78,6 +81,47 @@ inline bool gpu_or_skip() {
 inline std::string source_path(const std::string& rel) {
   const char* root = std::getenv("ISONET_SOURCE_DIR");
   return root ? std::string(root) + "/" + rel : rel;
+}
+
+
+// A fresh directory under /tmp for one test case, removed with its files at the end.
+struct TempDir {
+  std::string path;
+  TempDir() {
+    char tmpl[] = "/tmp/isonet_test_XXXXXX";
+    REQUIRE(mkdtemp(tmpl) != nullptr);
+    path = tmpl;
+  }
+  ~TempDir() { std::system(("rm -rf '" + path + "'").c_str()); }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  std::string file(const std::string& name) const { return path + "/" + name; }
+  // Names of the entries in the directory (to check that nothing half-written was left behind).
+  std::vector<std::string> entries() const {
+    std::vector<std::string> names;
+    if (DIR* d = opendir(path.c_str())) {
+      while (dirent* e = readdir(d)) {
+        std::string n = e->d_name;
+        if (n != "." && n != "..") names.push_back(n);
+      }
+      closedir(d);
+    }
+    return names;
+  }
+};
+
+// A Python interpreter that can import `modules` (e.g. "numpy, tifffile"), or "" when none can:
+// $ISONET_PYTHON first, then Debian's /usr/bin/python3 (the python3 earlier on PATH may be
+// another installation without these packages), then python3. Tests that need one skip without.
+inline std::string find_python(const std::string& modules) {
+  std::vector<std::string> candidates;
+  if (const char* p = std::getenv("ISONET_PYTHON")) candidates.push_back(p);
+  candidates.push_back("/usr/bin/python3");
+  candidates.push_back("python3");
+  for (const std::string& py : candidates) {
+    if (std::system((py + " -c 'import " + modules + "' >/dev/null 2>&1").c_str()) == 0) return py;
+  }
+  return "";
 }
 
 }  // namespace isonet::test
