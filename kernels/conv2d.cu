@@ -10,9 +10,15 @@
 //   * each thread keeps 8 consecutive output pixels of one row x 8 output channels (64
 //     accumulators) in registers; per (ci, u) it loads a row segment of 8+K-1 inputs and, per v,
 //     8 weights as two broadcast float4 loads, then does 64 FMAs;
+//   * staging issues 8 independent global loads per thread before storing them to shared memory,
+//     so memory latencies overlap (stage());
 //   * epilogue: + bias, optional ReLU, guarded stores.
+//   * split-K when the grid is small (32x32 layers: too few 8x8-output threads to fill the GPU):
+//     the input-channel chunks are divided among `splits` blocks per output tile, each writes raw
+//     partial sums to the workspace, and conv_split_reduce adds them in a fixed order and applies
+//     the epilogue (deterministic; no atomics).
 // Backward data is the same kernel with FLIP = true: dx = conv(dy, W') where
-// W'[c][o][u][v] = W[o][c][K-1-u][K-1-v], read straight from W by the staging loop (no workspace).
+// W'[c][o][u][v] = W[o][c][K-1-u][K-1-v], read straight from W by the staging loop (no copy).
 //
 // Backward weights, conv_wgrad_tiled<K>: dW[o][c][u][v] = sum_{n,y,x} dy[n,o,y,x] x[n,c,y+u-K/2,x+v-K/2]
 // is a reduction over n*h*w. The reduction is cut into tiles of 8x32 pixels, and the tiles into S
@@ -29,6 +35,7 @@
 // memory): correct, not fast. IsoNet-2 uses K = 7 and 1.
 #include "kernels/conv2d.h"
 
+#include <algorithm>
 #include <climits>
 
 #include "kernels/cuda_launch.h"
@@ -114,28 +121,114 @@ struct FwdCfg {
   static_assert(W_OFFSET + CI * K * K * 8 * kMaxGroups <= 48 * 1024 / 4, "conv tile exceeds 48 KB of shared memory");
 };
 
-// in [n,cin,h,w] (*) weight -> out [n,cout,h,w]; see the file comment. blockDim.x = 64 * (co_t / 8).
+int fwd_ci_chunk(int k) {
+  switch (k) {
+    case 1: return FwdCfg<1>::CI;
+    case 3: return FwdCfg<3>::CI;
+    case 5: return FwdCfg<5>::CI;
+    case 7: return FwdCfg<7>::CI;
+    case 9: return FwdCfg<9>::CI;
+    default: return 0;  // direct fallback
+  }
+}
+
+// Below this many threads in total (16 warps per SM of an H100) the input channels are split over
+// blocks (split-K): a 32x32 layer of batch 16 has only 8-16k threads of 8x8 outputs otherwise.
+constexpr long long kConvTargetThreads = 1 << 16;
+constexpr int kMaxSplits = 8;
+
+// How a forward (or backward-data) convolution is cut into blocks; a pure function of the shape,
+// so the workspace size and the summation order depend on nothing else.
+struct ConvPlan {
+  bool tiled = false;
+  ChannelTiling ch{};
+  int tiles_x = 0, tiles_y = 0;
+  int chunks = 0;            // input-channel chunks of CI channels
+  int splits = 1;            // split-K factor: blocks per output tile, each over a range of chunks
+  int chunks_per_split = 0;
+  long long blocks = 0;
+  size_t out_floats = 0;     // n * cout * h * w
+  size_t workspace_floats() const { return splits > 1 ? static_cast<size_t>(splits) * out_floats : 0; }
+};
+
+// The plan for the convolution "in [n,cin,h,w] -> out [n,cout,h,w]" with kernel size k.
+ConvPlan plan_conv(int n, int cin, int cout, int h, int w, int k) {
+  ConvPlan p;
+  p.out_floats = static_cast<size_t>(n) * cout * h * w;
+  const int ci = fwd_ci_chunk(k);
+  if (ci == 0) return p;
+  p.tiled = true;
+  p.tiles_x = ceil_div(w, kTW);
+  p.tiles_y = ceil_div(h, kTH);
+  const long long spatial = static_cast<long long>(n) * p.tiles_x * p.tiles_y;
+  p.chunks = ceil_div(cin, ci);
+  // One thread per 8 pixels x 8 channels, whatever the block shape.
+  const long long threads = spatial * kGroupThreads * ceil_div(cout, kRC);
+  const long long splits =
+      std::clamp<long long>(ceil_div_ll(kConvTargetThreads, threads), 1, std::min(p.chunks, kMaxSplits));
+  p.chunks_per_split = static_cast<int>(ceil_div_ll(p.chunks, splits));
+  p.splits = ceil_div(p.chunks, p.chunks_per_split);  // no empty split
+  p.ch = channel_tiling(cout, kMaxGroups);
+  // Few blocks (small images): trade channel groups per block for more, smaller blocks.
+  while (p.ch.groups > 1 && spatial * p.ch.tiles * p.splits < kTargetBlocks)
+    p.ch = channel_tiling(cout, p.ch.groups - 1);
+  p.blocks = spatial * p.ch.tiles * p.splits;
+  return p;
+}
+
+// Launch geometry passed to conv_tiled.
+struct ConvGrid {
+  int co_t, tiles_x, tiles_y, co_tiles, splits, chunks, chunks_per_split;
+  float* partial;     // splits > 1: [splits][n][cout][h][w] raw sums; else unused
+  size_t out_floats;  // n * cout * h * w
+};
+
+// Global -> shared staging: smem[i] = load(i) for i in [0, count). Each thread first issues
+// kStageBatch independent global loads, then stores them, so their latencies overlap instead of
+// adding up (one load-store pair per iteration would wait a full memory round trip each time).
+constexpr int kStageBatch = 8;
+template <class Load>
+__device__ __forceinline__ void stage(float* smem, int count, Load&& load) {
+  for (int base = threadIdx.x; base < count; base += kStageBatch * blockDim.x) {
+    float v[kStageBatch];
+#pragma unroll
+    for (int j = 0; j < kStageBatch; ++j) {
+      const int i = base + j * blockDim.x;
+      v[j] = i < count ? load(i) : 0.f;
+    }
+#pragma unroll
+    for (int j = 0; j < kStageBatch; ++j) {
+      const int i = base + j * blockDim.x;
+      if (i < count) smem[i] = v[j];
+    }
+  }
+}
+
+// in [n,cin,h,w] (*) weight -> out [n,cout,h,w] (or raw partial sums over this block's range of
+// input-channel chunks when g.splits > 1); see the file comment. blockDim.x = 64 * (co_t / 8).
 template <int K, bool FLIP>
-__global__ void __launch_bounds__(kGroupThreads* kMaxGroups, 2)
-    conv_tiled(ConvArgs a, int co_t, int tiles_x, int tiles_y, int co_tiles) {
+__global__ void __launch_bounds__(kGroupThreads* kMaxGroups, 2) conv_tiled(ConvArgs a, ConvGrid g) {
   using C = FwdCfg<K>;
   extern __shared__ float4 smem_f4[];
   float* in_s = reinterpret_cast<float*>(smem_f4);  // [CI][IN_H][IN_W]
   float* w_s = in_s + C::W_OFFSET;                  // [CI][K][K][co_t]
 
-  // Block -> (image, channel tile, tile row, tile col); the spatial tile varies fastest so
+  // Block -> (image, split, channel tile, tile row, tile col); the spatial tile varies fastest so
   // neighbouring blocks share their weights in L2.
   unsigned b = blockIdx.x;
-  const int tx = static_cast<int>(b % tiles_x);
-  b /= tiles_x;
-  const int ty = static_cast<int>(b % tiles_y);
-  b /= tiles_y;
-  const int ct = static_cast<int>(b % co_tiles);
-  const int img = static_cast<int>(b / co_tiles);
+  const int tx = static_cast<int>(b % g.tiles_x);
+  b /= g.tiles_x;
+  const int ty = static_cast<int>(b % g.tiles_y);
+  b /= g.tiles_y;
+  const int ct = static_cast<int>(b % g.co_tiles);
+  b /= g.co_tiles;
+  const int ks = static_cast<int>(b % g.splits);
+  const int img = static_cast<int>(b / g.splits);
+  const int co_t = g.co_t;
   const int x0 = tx * kTW, y0 = ty * kTH, co0 = ct * co_t;
 
-  const int tid = threadIdx.x, nthreads = blockDim.x;
-  const int g = tid / kGroupThreads;  // channel group: a warp never straddles two groups
+  const int tid = threadIdx.x;
+  const int grp = tid / kGroupThreads;  // channel group: a warp never straddles two groups
   const int lt = tid % kGroupThreads;
   const int tcol = lt % (kTW / kRP), trow = lt / (kTW / kRP);
 
@@ -148,33 +241,34 @@ __global__ void __launch_bounds__(kGroupThreads* kMaxGroups, 2)
   const size_t plane = static_cast<size_t>(a.h) * a.w;
   const float* in_img = a.in + static_cast<size_t>(img) * a.cin * plane;  // [cin,h,w]
 
-  for (int ci0 = 0; ci0 < a.cin; ci0 += C::CI) {
+  const int kc_end = min((ks + 1) * g.chunks_per_split, g.chunks);
+  for (int kc = ks * g.chunks_per_split; kc < kc_end; ++kc) {
+    const int ci0 = kc * C::CI;
     const int nci = min(C::CI, a.cin - ci0);
     // Stage the input tile with its halo; zeros outside the image are the 'same' padding.
-    for (int idx = tid; idx < nci * C::IN_PLANE; idx += nthreads) {
+    stage(in_s, nci * C::IN_PLANE, [&](int idx) {
       const int ci = idx / C::IN_PLANE;
       const int r = idx - ci * C::IN_PLANE;
       const int row = r / C::IN_W, col = r - row * C::IN_W;
       const int gy = y0 + row - K / 2, gx = x0 + col - K / 2;
-      float v = 0.f;
-      if (gy >= 0 && gy < a.h && gx >= 0 && gx < a.w)
-        v = in_img[static_cast<size_t>(ci0 + ci) * plane + static_cast<size_t>(gy) * a.w + gx];
-      in_s[idx] = v;
-    }
+      return (gy >= 0 && gy < a.h && gx >= 0 && gx < a.w)
+                 ? in_img[static_cast<size_t>(ci0 + ci) * plane + static_cast<size_t>(gy) * a.w + gx]
+                 : 0.f;
+    });
     // Stage the weights as [ci][u][v][o] (o fastest: a thread reads its 8 channels as 2 float4);
     // zeros for channels past cout.
-    for (int idx = tid; idx < nci * K * K * co_t; idx += nthreads) {
+    stage(w_s, nci * K * K * co_t, [&](int idx) {
       const int o = idx % co_t;
       const int r = idx / co_t;
       const int uv = r % (K * K), ci = r / (K * K);
       const int oc = co0 + o;
-      w_s[idx] = oc < a.cout ? conv_weight<FLIP>(a, K, oc, ci0 + ci, uv / K, uv % K) : 0.f;
-    }
+      return oc < a.cout ? conv_weight<FLIP>(a, K, oc, ci0 + ci, uv / K, uv % K) : 0.f;
+    });
     __syncthreads();
 
     for (int ci = 0; ci < nci; ++ci) {
       const float* in_row = in_s + ci * C::IN_PLANE + trow * C::IN_W + tcol * kRP;
-      const float* w_ci = w_s + ci * K * K * co_t + g * kRC;
+      const float* w_ci = w_s + ci * K * K * co_t + grp * kRC;
 #pragma unroll 1
       for (int u = 0; u < K; ++u) {
         float seg[kRP + K - 1];  // inputs of row trow+u under this thread's 8 outputs and their halo
@@ -197,31 +291,45 @@ __global__ void __launch_bounds__(kGroupThreads* kMaxGroups, 2)
 
   const int oy = y0 + trow;
   if (oy >= a.h) return;
+  float* dst = g.splits > 1 ? g.partial + static_cast<size_t>(ks) * g.out_floats : a.out;
 #pragma unroll
   for (int o = 0; o < kRC; ++o) {
-    const int oc = co0 + g * kRC + o;
+    const int oc = co0 + grp * kRC + o;
     if (oc >= a.cout) continue;
-    float* out_row = a.out + (static_cast<size_t>(img) * a.cout + oc) * plane + static_cast<size_t>(oy) * a.w;
+    float* out_row = dst + (static_cast<size_t>(img) * a.cout + oc) * plane + static_cast<size_t>(oy) * a.w;
 #pragma unroll
     for (int p = 0; p < kRP; ++p) {
       const int ox = x0 + tcol * kRP + p;
-      if (ox < a.w) out_row[ox] = epilogue(acc[o][p], a, oc);
+      if (ox < a.w) out_row[ox] = g.splits > 1 ? acc[o][p] : epilogue(acc[o][p], a, oc);
     }
   }
 }
 
+// Split-K: out [n,cout,h,w] = epilogue(sum over splits, in order, of partial [splits][n,cout,h,w]).
+__global__ void conv_split_reduce(ConvArgs a, const float* partial, int splits, size_t out_floats) {
+  const size_t plane = static_cast<size_t>(a.h) * a.w;
+  detail::grid_stride(out_floats, [&](size_t e) {
+    float s = partial[e];
+    for (int k = 1; k < splits; ++k) s += partial[static_cast<size_t>(k) * out_floats + e];
+    a.out[e] = epilogue(s, a, static_cast<int>((e / plane) % a.cout));
+  });
+}
+
 template <int K, bool FLIP>
-void launch_conv_tiled(const ConvArgs& a, cudaStream_t stream, const char* op) {
-  ChannelTiling ch = channel_tiling(a.cout, kMaxGroups);
-  const long long spatial = static_cast<long long>(a.n) * ceil_div(a.h, kTH) * ceil_div(a.w, kTW);
-  // Small grids (e.g. 32x32 images): trade channel groups per block for more blocks.
-  while (ch.groups > 1 && spatial * ch.tiles < kTargetBlocks) ch = channel_tiling(a.cout, ch.groups - 1);
-  const long long blocks = spatial * ch.tiles;
-  ISONET_CHECK(blocks <= INT_MAX, op, ": too many tiles (", blocks, ")");
-  const size_t smem = sizeof(float) * FwdCfg<K>::smem_floats(ch.co_t);
-  conv_tiled<K, FLIP><<<static_cast<unsigned>(blocks), kGroupThreads * ch.groups, smem, stream>>>(
-      a, ch.co_t, ceil_div(a.w, kTW), ceil_div(a.h, kTH), ch.tiles);
+void launch_conv_tiled(const ConvArgs& a, const ConvPlan& p, float* workspace, cudaStream_t stream,
+                       const char* op) {
+  ISONET_CHECK(p.blocks <= INT_MAX, op, ": too many tiles (", p.blocks, ")");
+  if (p.splits > 1) check_not_null(workspace, op, "workspace");
+  const ConvGrid g{p.ch.co_t, p.tiles_x, p.tiles_y, p.ch.tiles, p.splits, p.chunks, p.chunks_per_split,
+                   workspace, p.out_floats};
+  const size_t smem = sizeof(float) * FwdCfg<K>::smem_floats(p.ch.co_t);
+  conv_tiled<K, FLIP><<<static_cast<unsigned>(p.blocks), kGroupThreads * p.ch.groups, smem, stream>>>(a, g);
   CUDA_CHECK_LAUNCH(op);
+  if (p.splits > 1) {
+    conv_split_reduce<<<detail::grid_for(p.out_floats), detail::kBlock, 0, stream>>>(a, workspace, p.splits,
+                                                                                     p.out_floats);
+    CUDA_CHECK_LAUNCH(op);
+  }
 }
 
 // Any odd k: one output element per thread, straight from global memory.
@@ -252,13 +360,14 @@ __global__ void conv_direct(ConvArgs a) {
 }
 
 template <bool FLIP>
-void run_conv(const ConvArgs& a, cudaStream_t stream, const char* op) {
+void run_conv(const ConvArgs& a, float* workspace, cudaStream_t stream, const char* op) {
+  const ConvPlan p = plan_conv(a.n, a.cin, a.cout, a.h, a.w, a.k);
   switch (a.k) {
-    case 1: return launch_conv_tiled<1, FLIP>(a, stream, op);
-    case 3: return launch_conv_tiled<3, FLIP>(a, stream, op);
-    case 5: return launch_conv_tiled<5, FLIP>(a, stream, op);
-    case 7: return launch_conv_tiled<7, FLIP>(a, stream, op);
-    case 9: return launch_conv_tiled<9, FLIP>(a, stream, op);
+    case 1: return launch_conv_tiled<1, FLIP>(a, p, workspace, stream, op);
+    case 3: return launch_conv_tiled<3, FLIP>(a, p, workspace, stream, op);
+    case 5: return launch_conv_tiled<5, FLIP>(a, p, workspace, stream, op);
+    case 7: return launch_conv_tiled<7, FLIP>(a, p, workspace, stream, op);
+    case 9: return launch_conv_tiled<9, FLIP>(a, p, workspace, stream, op);
     default:
       conv_direct<FLIP><<<detail::grid_for(static_cast<size_t>(a.n) * a.cout * a.h * a.w), detail::kBlock, 0,
                           stream>>>(a);
@@ -395,27 +504,25 @@ __global__ void __launch_bounds__(kWMaxThreads, 2)
     const int img = static_cast<int>(t / (static_cast<long long>(tiles_x) * tiles_y));
     const int x0 = tx * kWTW, y0 = ty * kWTH;
     // dy tile; zeros outside the image (those pixels are not outputs) and past cout.
-    for (int idx = tid; idx < co_t * kWTH * kWTW; idx += blockDim.x) {
+    stage(dy_s, co_t * kWTH * kWTW, [&](int idx) {
       const int o = idx / (kWTH * kWTW);
       const int rr = idx - o * (kWTH * kWTW);
       const int row = rr / kWTW, col = rr - row * kWTW;
       const int gy = y0 + row, gx = x0 + col, oc = co0 + o;
-      float v = 0.f;
-      if (oc < a.cout && gy < a.h && gx < a.w)
-        v = a.dy[(static_cast<size_t>(img) * a.cout + oc) * plane + static_cast<size_t>(gy) * a.w + gx];
-      dy_s[idx] = v;
-    }
+      return (oc < a.cout && gy < a.h && gx < a.w)
+                 ? a.dy[(static_cast<size_t>(img) * a.cout + oc) * plane + static_cast<size_t>(gy) * a.w + gx]
+                 : 0.f;
+    });
     // x tile with halo; zeros outside the image ('same' padding) and past this chunk's channels.
-    for (int idx = tid; idx < ci_t * C::X_PLANE; idx += blockDim.x) {
+    stage(x_s, ci_t * C::X_PLANE, [&](int idx) {
       const int c = idx / C::X_PLANE;
       const int rr = idx - c * C::X_PLANE;
       const int row = rr / C::X_W, col = rr - row * C::X_W;
       const int gy = y0 + row - K / 2, gx = x0 + col - K / 2;
-      float v = 0.f;
-      if (c < nci && gy >= 0 && gy < a.h && gx >= 0 && gx < a.w)
-        v = a.x[(static_cast<size_t>(img) * a.cin + ci0 + c) * plane + static_cast<size_t>(gy) * a.w + gx];
-      x_s[idx] = v;
-    }
+      return (c < nci && gy >= 0 && gy < a.h && gx >= 0 && gx < a.w)
+                 ? a.x[(static_cast<size_t>(img) * a.cin + ci0 + c) * plane + static_cast<size_t>(gy) * a.w + gx]
+                 : 0.f;
+    });
     __syncthreads();
 
     const float* dy_g = dy_s + g * 8 * (kWTH * kWTW);
@@ -561,8 +668,10 @@ ConvArgs forward_args(const Conv2dShape& s, const float* x, const float* weight,
 
 size_t conv2d_workspace_floats(const Conv2dShape& s) {
   check_conv2d_shape(s, "conv2d_workspace_floats (cuda)");
-  // Forward and backward data need none; backward weights needs its partial sums.
-  return wgrad_workspace_floats(plan_wgrad(s), s);
+  // Split-K partial outputs of the forward / backward data, the partial sums of backward weights.
+  const size_t fwd = plan_conv(s.n, s.c_in, s.c_out, s.h, s.w, s.k).workspace_floats();
+  const size_t bwd_data = plan_conv(s.n, s.c_out, s.c_in, s.h, s.w, s.k).workspace_floats();
+  return std::max({fwd, bwd_data, wgrad_workspace_floats(plan_wgrad(s), s)});
 }
 
 void conv2d_forward(const Conv2dShape& s, const float* x, const float* weight, const float* bias, float* y,
@@ -572,7 +681,7 @@ void conv2d_forward(const Conv2dShape& s, const float* x, const float* weight, c
   check_not_null(x, op, "x");
   check_not_null(weight, op, "weight");
   check_not_null(y, op, "y");
-  run_conv<false>(forward_args(s, x, weight, bias, y, fuse_relu), stream, op);
+  run_conv<false>(forward_args(s, x, weight, bias, y, fuse_relu), workspace, stream, op);
 }
 
 void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* weight, float* dx, float* workspace,
@@ -585,7 +694,7 @@ void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* we
   // The convolution of dy [n,c_out,h,w] with the flipped, channel-transposed weights -> dx [n,c_in,h,w].
   Conv2dShape t = s;
   std::swap(t.c_in, t.c_out);
-  run_conv<true>(forward_args(t, dy, weight, nullptr, dx, false), stream, op);
+  run_conv<true>(forward_args(t, dy, weight, nullptr, dx, false), workspace, stream, op);
 }
 
 void conv2d_backward_weights(const Conv2dShape& s, const float* x, const float* dy, float* dweight, float* dbias,
