@@ -93,7 +93,7 @@ for exe in build-gpu/tests/test_cuda_*; do
     # Tests run from the source tree (fixtures, ../shared data), as under CTest.
     timeout "${ISONET_SANITIZER_TIMEOUT:-240}" "$sanitizer" --tool "$tool" --error-exitcode 99 "$exe" >"$log" 2>&1
     rc=$?
-    errs=$(grep -oE "ERROR SUMMARY: [0-9]+ error" "$log" | tail -1)
+    errs=$(grep -oE "(ERROR SUMMARY: [0-9]+ error|RACECHECK SUMMARY: [0-9]+ hazard)" "$log" | tail -1)
     case $rc in
       0) res="pass ${errs}" ;;
       99) res="FAIL: sanitizer errors (${errs})" ;;
