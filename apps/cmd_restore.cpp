@@ -1,0 +1,270 @@
+// cmd_restore.cpp: `isonet restore` (see cmd_restore.h).
+#include "apps/cmd_restore.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <ostream>
+
+#include "apps/cmd_preview.h"
+#include "apps/common.h"
+#include "apps/restore_memory.h"
+#include "imaging/normalize.h"
+#include "imaging/tiff.h"
+#include "kernels/error.h"
+#include "nn/model_file.h"
+#include "nn/trainer.h"
+
+namespace isonet::app {
+namespace {
+
+int round_up4(int n) { return (n + 3) / 4 * 4; }
+
+// numpy 'reflect' padding index (edge not repeated): -1 -> 1, n -> n-2; folds repeatedly.
+int reflect_index(int i, int n) {
+  if (n == 1) return 0;
+  const int period = 2 * (n - 1);
+  i %= period;
+  if (i < 0) i += period;
+  return i < n ? i : period - i;
+}
+
+// One orientation of axial slices of the upsampled volume up [Z', Y, X]: XZ slices (fixed y,
+// [Z', X]) or YZ slices (fixed x, [Z', Y]); z along rows in both (the training orientation).
+struct SliceSet {
+  const Volume& up;
+  bool xz;
+  int count() const { return xz ? up.ny : up.nx; }
+  int rows() const { return up.nz; }
+  int cols() const { return xz ? up.nx : up.ny; }
+  // dst [Hp, Wp] = slice `s` padded by reflection.
+  void gather(int s, int Hp, int Wp, float* dst) const {
+    const int H = rows(), W = cols();
+    std::vector<int> col(static_cast<size_t>(Wp));
+    for (int c = 0; c < Wp; ++c) col[size_t(c)] = reflect_index(c, W);
+    for (int r = 0; r < Hp; ++r) {
+      const int z = reflect_index(r, H);
+      float* d = dst + size_t(r) * Wp;
+      if (xz) {
+        const float* src = up.data.data() + up.index(z, s, 0);
+        for (int c = 0; c < Wp; ++c) d[c] = src[col[size_t(c)]];
+      } else {
+        for (int c = 0; c < Wp; ++c) d[c] = up.at(z, col[size_t(c)], s);
+      }
+    }
+  }
+};
+
+// Runs the network on one padded slice [Hp, Wp] in tiles whose cores are [th, tw] with `margin`
+// pixels of context (clipped at the slice edges, where the untiled run sees the same zero padding).
+void predict_tiled(Trainer& trainer, const float* slice, float* out, int Hp, int Wp, int th, int tw, int margin,
+                   std::vector<float>& tin, std::vector<float>& tout) {
+  for (int a0 = 0; a0 < Hp; a0 += th) {
+    const int a1 = std::min(Hp, a0 + th), r0 = std::max(0, a0 - margin), r1 = std::min(Hp, a1 + margin);
+    for (int b0 = 0; b0 < Wp; b0 += tw) {
+      const int b1 = std::min(Wp, b0 + tw), c0 = std::max(0, b0 - margin), c1 = std::min(Wp, b1 + margin);
+      const int rh = r1 - r0, rw = c1 - c0;
+      tin.resize(size_t(rh) * rw);
+      tout.resize(tin.size());
+      for (int r = 0; r < rh; ++r)
+        std::memcpy(tin.data() + size_t(r) * rw, slice + size_t(r0 + r) * Wp + c0, size_t(rw) * sizeof(float));
+      trainer.predict(tin.data(), tout.data(), 1, rh, rw);
+      for (int r = a0; r < a1; ++r)
+        std::memcpy(out + size_t(r) * Wp + b0, tout.data() + size_t(r - r0) * rw + (b0 - c0),
+                    size_t(b1 - b0) * sizeof(float));
+    }
+  }
+}
+
+// How one orientation is processed under the memory budget.
+struct SlicePlan {
+  int batch = 1;      // slices per call when whole
+  int th = 0, tw = 0; // tile cores (0: whole slices)
+};
+
+SlicePlan plan_slices(const MemoryModel& mem, int Hp, int Wp, int max_batch, size_t budget, int margin) {
+  SlicePlan p;
+  const double px = mem.pixels_within(budget);  // pixels of one network call that fit
+  const double slice_px = double(Hp) * Wp;
+  if (slice_px <= px) {
+    p.batch = std::max(1, std::min(max_batch, int(px / slice_px)));
+    return p;
+  }
+  // Strips along the longer axis with the shorter axis whole, if they keep a useful core.
+  if (Wp >= Hp) {
+    const int rw = int(px / Hp) / 4 * 4;
+    if (rw - 2 * margin >= 16) {
+      p.th = Hp;
+      p.tw = rw - 2 * margin;
+      return p;
+    }
+  } else {
+    const int rh = int(px / Wp) / 4 * 4;
+    if (rh - 2 * margin >= 16) {
+      p.th = rh - 2 * margin;
+      p.tw = Wp;
+      return p;
+    }
+  }
+  const int r = int(std::sqrt(px)) / 4 * 4;
+  const int core = r - 2 * margin;
+  if (core < 4) {
+    const double need = mem.bytes_for(double(2 * margin + 4) * (2 * margin + 4));
+    fail("restore: --max-memory ", budget >> 20, " MB is too small for this network: one tile of ", 2 * margin + 4, "x",
+         2 * margin + 4, " pixels (the smallest with its ", margin, "-pixel context) needs about ",
+         int(std::ceil(need / 1048576.0)), " MB");
+  }
+  p.th = p.tw = core;
+  return p;
+}
+
+}  // namespace
+
+Fusion parse_fusion(const std::string& name) {
+  if (name == "mean") return Fusion::Mean;
+  if (name == "geometric") return Fusion::Geometric;
+  fail("unknown --fusion '", name, "' (accepted: mean, geometric)");
+}
+
+Interp model_interp(const Model& model) {
+  try {
+    const auto j = nlohmann::json::parse(model.metadata.extra_json);
+    if (j.contains("interp") && j["interp"].is_string()) return parse_interp(j["interp"].get<std::string>().c_str());
+  } catch (const std::exception&) {
+  }
+  return Interp::Cubic;
+}
+
+Volume restore_volume(const Model& model, const Volume& input, const RestoreSettings& st, std::ostream& log,
+                      RestoreStats* stats) {
+  const auto t0 = std::chrono::steady_clock::now();
+  ISONET_CHECK(input.nz >= 1 && input.ny >= 1 && input.nx >= 1, "restore: empty input ", input.shape_str());
+  require_finite(input, "restore input");
+  ISONET_CHECK(st.batch >= 1, "restore: --batch must be >= 1, got ", st.batch);
+  ISONET_CHECK(st.tile_margin >= 0 && st.tile_margin % 4 == 0, "restore: tile margin must be a multiple of 4");
+  const double S = model.metadata.subsampling;
+  ISONET_CHECK(std::isfinite(S) && S >= 1.0, "restore: the model's subsampling factor ", S, " is not >= 1");
+
+  // 1. Normalization with the model's percentiles, recomputed on this input.
+  const Normalization& mn = model.metadata.normalization;
+  const NormalizeParams norm = percentile_params(input, mn.low_percentile, mn.high_percentile);
+  log << "restore: normalization p" << mn.low_percentile << " = " << norm.p_lo << ", p" << mn.high_percentile << " = "
+      << norm.p_hi << " (recomputed on this input; the training data had " << mn.low_value << ", " << mn.high_value
+      << ")\n";
+  Volume work = input;
+  normalize_inplace(work, norm);
+
+  // 2. Axial upsampling.
+  Volume up = upsample_axial(work, S, st.interp);
+  work = Volume();
+  log << "restore: upsampled " << input.shape_str() << " -> " << up.shape_str() << " by S = " << format_exact(S, 6)
+      << " (" << interp_name(st.interp) << ")\n";
+
+  // 3. The network on every XZ and YZ slice; 4. fusion into `result`.
+  Trainer trainer(model, st.device);
+  const MemoryModel mem = inference_memory_model(model.architecture, st.device);
+  Volume result(up.nz, up.ny, up.nx);
+  RestoreStats local;
+  local.factor = S;
+  local.bytes_per_pixel = mem.per_pixel;
+  local.fixed_bytes = mem.fixed;
+  std::vector<float> in, out, tin, tout;
+  for (int pass = 0; pass < 2; ++pass) {
+    const SliceSet set{up, pass == 0};
+    const int H = set.rows(), W = set.cols(), Hp = round_up4(H), Wp = round_up4(W);
+    const SlicePlan plan = plan_slices(mem, Hp, Wp, st.batch, st.max_memory_bytes, st.tile_margin);
+    const int nb = plan.th ? 1 : plan.batch;
+    log << "restore: " << set.count() << " " << (set.xz ? "XZ" : "YZ") << " slices [" << H << "," << W << "] (padded "
+        << Hp << "x" << Wp << ")";
+    if (plan.th)
+      log << " in tiles of " << plan.th << "x" << plan.tw << " with a " << st.tile_margin << "-pixel margin";
+    else
+      log << ", " << nb << " per call";
+    log << " (~" << int(std::ceil(mem.bytes_for(plan.th ? double(std::min(Hp, plan.th + 2 * st.tile_margin)) *
+                                                            std::min(Wp, plan.tw + 2 * st.tile_margin)
+                                                      : double(nb) * Hp * Wp) /
+                                 1048576.0))
+        << " MB of " << (st.max_memory_bytes >> 20) << " MB)\n";
+    log.flush();
+    if (pass == 0) {
+      local.batch_used = nb;
+      local.tile_h = plan.th;
+      local.tile_w = plan.tw;
+    } else if (plan.th) {
+      local.tile_h = plan.th;
+      local.tile_w = plan.tw;
+      local.batch_used = 1;
+    }
+    const size_t slice = size_t(Hp) * Wp;
+    in.resize(slice * nb);
+    out.resize(slice * nb);
+    for (int s0 = 0; s0 < set.count(); s0 += nb) {
+      const int n = std::min(nb, set.count() - s0);
+      for (int i = 0; i < n; ++i) set.gather(s0 + i, Hp, Wp, in.data() + slice * i);
+      if (plan.th)
+        predict_tiled(trainer, in.data(), out.data(), Hp, Wp, plan.th, plan.tw, st.tile_margin, tin, tout);
+      else
+        trainer.predict(in.data(), out.data(), n, Hp, Wp);
+      for (int i = 0; i < n; ++i) {
+        const int s = s0 + i;
+        const float* o = out.data() + slice * i;
+        for (int z = 0; z < H; ++z)
+          for (int c = 0; c < W; ++c) {
+            float& r = set.xz ? result.at(z, s, c) : result.at(z, c, s);
+            const float p = o[size_t(z) * Wp + c];
+            if (pass == 0)
+              r = st.fusion == Fusion::Mean ? p : std::max(p, 0.f);
+            else
+              r = st.fusion == Fusion::Mean ? 0.5f * (r + p) : std::sqrt(r * std::max(p, 0.f));
+          }
+      }
+    }
+  }
+
+  // 5. Undo the normalization; isotropic voxel.
+  denormalize_inplace(result, norm);
+  result.voxel = input.voxel;
+  result.voxel.z = input.voxel.x;
+  local.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (stats) *stats = local;
+  return result;
+}
+
+Volume run_restore(const RestoreOptions& opt) {
+  std::ostream& out = report_stream(opt.quiet);
+  ISONET_CHECK(!opt.output.empty(), "restore: --output is required");
+  ISONET_CHECK(opt.max_memory_mb > 0, "restore: --max-memory must be > 0 MB, got ", opt.max_memory_mb);
+  require_file(opt.model, "model");
+  const Model model = load_model(opt.model);
+  TiffInfo info;
+  const Volume input = read_volume(opt.input, "input", &info);
+  RestoreSettings st;
+  st.device = select_device(opt.device);
+  st.interp = opt.interp.empty() ? model_interp(model) : parse_interp(opt.interp.c_str());
+  st.fusion = parse_fusion(opt.fusion);
+  st.batch = opt.batch;
+  st.max_memory_bytes = size_t(opt.max_memory_mb * 1048576.0);
+  const double S = model.metadata.subsampling;
+  out << "restore: model " << opt.model << " (" << architecture_name(model.architecture) << ", " << model.steps
+      << " steps, PSF " << model.metadata.psf << ", " << model.metadata.psf_mode << "), subsampling factor S = "
+      << format_exact(S, 6) << " (from the model)\n";
+  if (info.has_z_spacing && input.voxel.x > 0 && !nearly_equal(input.voxel.z / input.voxel.x, S, 1e-2))
+    out << "warning: the input's voxel size gives S = " << format_exact(input.voxel.z) << "/"
+        << format_exact(input.voxel.x) << " = " << format_exact(input.voxel.z / input.voxel.x, 6)
+        << ", the model was trained for S = " << format_exact(S, 6) << "; restoring with the model's factor\n";
+  Volume result;
+  with_oom_hint([&] { result = restore_volume(model, input, st, out); },
+                "lower --max-memory (smaller slabs/tiles) or --batch, or use --device cpu");
+  write_tiff(opt.output, result);
+  out << "restore: wrote " << opt.output << " " << result.shape_str() << ", voxel " << describe_voxel(result.voxel)
+      << "\n";
+  if (!opt.preview.empty()) {
+    write_preview(opt.preview, {&input, &result});
+    out << "restore: wrote the preview " << opt.preview << " (rows: input, restored; columns: xy, xz, yz)\n";
+  }
+  return result;
+}
+
+}  // namespace isonet::app

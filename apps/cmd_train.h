@@ -1,0 +1,62 @@
+// cmd_train.h: `isonet train`: trains IsoNet-1/IsoNet-2 on one anisotropic volume (paper eq. 2:
+// lateral planes blurred by the rotated or split PSF, decimated along the axis that plays z by S
+// and upsampled back, as inputs; the planes themselves as targets).
+//
+// Steps: read the volume (3D, finite); the subsampling factor S from --subsample, --voxel or the
+// TIFF voxel size, printed exactly; the 3D PSF on the isotropic grid of the lateral pixel size;
+// its training kernel (split or full, XZ section, rows = z); training pairs (imaging/
+// training_pairs.h, both plane orientations); then --steps Adam steps on batches drawn without
+// replacement within epochs of a seeded permutation (keyed on seed and epoch, so a resumed run
+// draws the same batches as an uninterrupted one). Checkpoints (weights, Adam state, step count
+// and the loss history) go atomically to --out every --checkpoint-every steps and at the end;
+// --resume continues from --out after checking that every setting matches.
+#pragma once
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "apps/subsampling.h"
+#include "nn/model.h"
+
+namespace isonet::app {
+
+struct TrainOptions {
+  std::string input;
+  std::string psf;
+  std::string psf_units = "px";
+  std::string psf_voxel;     // Z,Y,X of a measured PSF file without metadata
+  int psf_size = 0;          // 0: auto
+  double subsample = 0;      // 0: from --voxel or the TIFF
+  std::string voxel;         // Z,Y,X override of the input's voxel size ("" = from the TIFF)
+  std::string model = "isonet2";
+  std::string psf_mode = "split";  // split | full
+  std::string interp = "cubic";    // upsample-back of the pairs (and default of restore)
+  long steps = 2000;         // total steps (a resumed run continues up to this many)
+  int batch = 16;
+  int patch = 64;
+  int patches = 0;           // training pairs; 0: min(steps * batch, 4096)
+  double lr = 5e-3;
+  float dropout = 0.2f;
+  uint64_t seed = 0;
+  std::string device = "auto";
+  long checkpoint_every = 500;  // 0: only at the end
+  bool resume = false;
+  std::string loss_plot;     // PNG of the training PSNR per step ("" = none)
+  std::string out;           // the model file (also the checkpoint)
+  bool quiet = false;        // no report on stdout
+  std::FILE* progress = stderr;  // progress lines (nullptr: none)
+};
+
+struct TrainResult {
+  Model model;                 // as written to --out
+  SubsamplingFactor factor;
+  std::vector<float> losses;   // loss of every step of the whole run (resumed runs included)
+  long steps_this_run = 0;
+  double seconds = 0;          // training loop wall time of this run
+  int pairs = 0;
+};
+
+TrainResult run_train(const TrainOptions& opt);
+
+}  // namespace isonet::app

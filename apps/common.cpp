@@ -1,0 +1,100 @@
+// common.cpp: shared helpers of the `isonet` commands (see common.h).
+#include "apps/common.h"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <sstream>
+
+#include "kernels/error.h"
+
+namespace isonet::app {
+
+void require_file(const std::string& path, const char* what) {
+  ISONET_CHECK(!path.empty(), what, ": no file given");
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0) fail(what, " file '", path, "' cannot be opened: ", std::strerror(errno));
+  ISONET_CHECK(S_ISREG(st.st_mode), what, " '", path, "' is not a regular file");
+}
+
+Volume read_volume(const std::string& path, const char* what, TiffInfo* info, int min_planes) {
+  require_file(path, what);
+  TiffInfo local;
+  Volume v = read_tiff(path, &local);
+  if (info) *info = local;
+  ISONET_CHECK(v.nz >= min_planes, what, " '", path, "' has shape ", v.shape_str(), ": a 3D volume (Z,Y,X) with at least ",
+               min_planes, " planes is needed (a 2D image or a single plane cannot be used here)");
+  const std::string label = std::string(what) + " '" + path + "'";
+  require_finite(v, label.c_str());
+  return v;
+}
+
+std::string format_exact(double v, int min_decimals) {
+  char buf[64];
+  for (int d = min_decimals; d <= 12; ++d) {
+    std::snprintf(buf, sizeof buf, "%.*f", d, v);
+    const double back = std::strtod(buf, nullptr);
+    if (std::fabs(back - v) <= 1e-12 * std::max(1.0, std::fabs(v))) return buf;
+  }
+  return buf;
+}
+
+std::vector<double> parse_number_list(const std::string& text, int count, const char* what,
+                                      const char* expected_form) {
+  std::vector<double> values;
+  std::stringstream ss(text);
+  std::string item;
+  auto bad = [&](const std::string& why) {
+    fail(what, ": cannot read '", text, "' (", why, "); expected ", expected_form);
+  };
+  if (text.empty()) bad("empty");
+  while (std::getline(ss, item, ',')) {
+    const char* s = item.c_str();
+    char* end = nullptr;
+    errno = 0;
+    const double x = std::strtod(s, &end);
+    while (end && *end == ' ') ++end;
+    if (item.empty() || end == s || *end != '\0' || errno == ERANGE || !std::isfinite(x))
+      bad("'" + item + "' is not a number");
+    values.push_back(x);
+  }
+  if (!text.empty() && text.back() == ',') bad("trailing comma");
+  if (count >= 0 && int(values.size()) != count)
+    bad(std::to_string(values.size()) + " values, " + std::to_string(count) + " needed");
+  return values;
+}
+
+void with_oom_hint(const std::function<void()>& body, const std::string& hint) {
+  try {
+    body();
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    if (msg.find("out of memory") != std::string::npos || msg.find("cudaErrorMemoryAllocation") != std::string::npos)
+      throw Error(msg + "\n  hint: " + hint);
+    throw;
+  } catch (const std::bad_alloc&) {
+    throw Error("out of host memory\n  hint: " + hint);
+  }
+}
+
+std::string describe_voxel(const VoxelSize& v) {
+  std::ostringstream os;
+  os << "z " << v.z << " x y " << v.y << " x x " << v.x << " " << v.unit;
+  return os.str();
+}
+
+std::ostream& report_stream(bool quiet) {
+  static std::ostream null_stream(nullptr);  // no buffer: every write is discarded
+  return quiet ? null_stream : std::cout;
+}
+
+bool nearly_equal(double a, double b, double rel) {
+  return std::fabs(a - b) <= rel * std::max(std::fabs(a), std::fabs(b));
+}
+
+}  // namespace isonet::app

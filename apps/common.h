@@ -1,0 +1,45 @@
+// common.h: small helpers shared by the `isonet` commands: reading input volumes with the checks
+// every command needs (file present, 3D, finite), number formatting that shows a value exactly as
+// used, comma-separated number lists, and the hint added to out-of-memory errors.
+#pragma once
+#include <functional>
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+#include "imaging/tiff.h"
+#include "imaging/volume.h"
+
+namespace isonet::app {
+
+// Reads a TIFF volume for a command: a clear error when the file is missing, when it is not 3D
+// (fewer than `min_planes` planes; 2 by default), or when it holds NaN or Inf. `what` names the
+// role ("input", "ground truth") in the messages.
+Volume read_volume(const std::string& path, const char* what, TiffInfo* info = nullptr, int min_planes = 2);
+
+// Throws a clear isonet::Error unless `path` names an existing regular file.
+void require_file(const std::string& path, const char* what);
+
+// Shortest decimal text with at least `min_decimals` decimals that reads back as `v` to within
+// 1e-12 relative (at most 12 decimals): 0.4 -> "0.4000", 0.0345 -> "0.0345", 4 -> "4.0000".
+std::string format_exact(double v, int min_decimals = 4);
+
+// "a,b,c" -> numbers; throws naming `what` and showing `expected_form` on a malformed list or a
+// count other than `count` (count < 0: any count >= 1).
+std::vector<double> parse_number_list(const std::string& text, int count, const char* what,
+                                      const char* expected_form);
+
+// Runs `body`; an isonet::Error mentioning "out of memory" is rethrown with `hint` appended, so
+// the user learns which option (e.g. --max-memory, --batch) to lower.
+void with_oom_hint(const std::function<void()>& body, const std::string& hint);
+
+// "(Z,Y,X) voxel z x y x x unit" for logs.
+std::string describe_voxel(const VoxelSize& v);
+
+// std::cout, or a stream that discards everything when `quiet` (commands called from tests).
+std::ostream& report_stream(bool quiet);
+
+// True when a and b agree within `rel` relative tolerance.
+bool nearly_equal(double a, double b, double rel = 1e-3);
+
+}  // namespace isonet::app
