@@ -213,7 +213,12 @@ std::string json_block(const Timings& t, int batch, double macs) {
     std::snprintf(buf, sizeof buf, ",\"event_median_ms\":%.4f", stats(t.event_ms).median);
     out += buf;
   }
-  return out + "}";
+  out += ",\"all_ms\":[";  // every iteration, in order (drifts and outliers show here)
+  for (size_t i = 0; i < t.host_ms.size(); ++i) {
+    std::snprintf(buf, sizeof buf, "%s%.3f", i ? "," : "", t.host_ms[i]);
+    out += buf;
+  }
+  return out + "]}";
 }
 
 std::string human(const char* what, const Timings& t, int batch, double macs) {

@@ -98,6 +98,7 @@ def block(host, events, batch):
            "p10_ms": round(q[0], 4), "p90_ms": round(q[8], 4), "patches_per_s": round(batch / (med * 1e-3), 3)}
     if events:
         out["event_median_ms"] = round(statistics.median(events), 4)
+    out["all_ms"] = [round(v, 3) for v in host]  # every iteration, in order
     return out
 
 

@@ -1,0 +1,190 @@
+#!/usr/bin/env bash
+# run_model_bench.sh [OUT_MD]: whole-model benchmark, ours (bench_model) against PyTorch
+# (bench/torch_model_bench.py), on the CPU and, when a GPU is present and our binary has CUDA, on
+# CUDA, in one run. Builds nothing. Prints each run's lines as it goes and a Markdown table at the
+# end (device, arch, mode, ours and PyTorch patches/s, ratio ours/PyTorch, with the settings);
+# writes the table to OUT_MD when given (rewritten after every run, so a run stopped by a timeout
+# still leaves the rows it finished). See bench/README.md for how to read it.
+#
+# Environment (all optional):
+#   ISONET_BUILD_DIR        build folder holding bench/bench_model (default: build-gpu if it has it, else build)
+#   ISONET_PYTHON           python with torch (default: the first of python3, /usr/bin/python3 that imports torch)
+#   ISONET_BENCH_CPU        0 skips the CPU runs (default 1)
+#   ISONET_BENCH_CUDA       0 skips the CUDA runs (default 1: run them when there is a GPU)
+#   ISONET_BENCH_ARCHS      architectures (default "isonet2 isonet1")
+#   ISONET_BENCH_BATCH, ISONET_BENCH_PATCH     (default 16, 128)
+#   ISONET_BENCH_THREADS    CPU threads for both sides (default: all cores, nproc)
+#   ISONET_BENCH_CPU_WARMUP, ISONET_BENCH_CPU_ITERS    (default 1, 7)
+#   ISONET_BENCH_CUDA_WARMUP, ISONET_BENCH_CUDA_ITERS  (default 10, 50)
+#   ISONET_BENCH_BUDGET_S   total seconds for all runs (default 170: gpu_check.sh allows 180); a run
+#                           gets at most what is left, and runs that no longer fit are skipped
+#   ISONET_COMMIT           commit to record (the device copy of the tree may have no .git)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+out_md=${1:-}
+build=${ISONET_BUILD_DIR:-}
+if [[ -z "$build" ]]; then
+  if [[ -x build-gpu/bench/bench_model ]]; then build=build-gpu; else build=build; fi
+fi
+exe=$build/bench/bench_model
+if [[ ! -x "$exe" ]]; then
+  echo "run_model_bench: $exe not found; build it first: cmake --build $build --target bench_model" >&2
+  exit 1
+fi
+
+# The python that has torch (renders the table too; plain json is enough for that).
+py=""
+for p in ${ISONET_PYTHON:-} python3 /usr/bin/python3; do
+  if command -v "$p" >/dev/null 2>&1 && "$p" -c 'import torch' >/dev/null 2>&1; then py=$p; break; fi
+done
+render_py=${py:-python3}
+[[ -z "$py" ]] && echo "run_model_bench: no python with torch found (tried ${ISONET_PYTHON:-} python3 /usr/bin/python3): PyTorch columns stay empty"
+
+archs=${ISONET_BENCH_ARCHS:-isonet2 isonet1}
+batch=${ISONET_BENCH_BATCH:-16}
+patch=${ISONET_BENCH_PATCH:-128}
+threads=${ISONET_BENCH_THREADS:-$(nproc)}
+budget=${ISONET_BENCH_BUDGET_S:-170}
+commit=${ISONET_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
+if [[ -z "${ISONET_COMMIT:-}" ]] && ! git diff --quiet HEAD 2>/dev/null; then commit="$commit (+ uncommitted changes in the tree)"; fi
+cpu_model=$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | sed 's/.*: //')
+torch_version=$([[ -n "$py" ]] && "$py" -c 'import torch; print(torch.__version__)' 2>/dev/null || echo none)
+
+gpu_name=""
+if [[ "${ISONET_BENCH_CUDA:-1}" != 0 ]] && command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then
+  probe=$("$exe" --probe 2>/dev/null)
+  if [[ "$probe" == *'"built_with_cuda":true'* && "$probe" != *'"cuda_devices":0'* ]]; then
+    gpu_name=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
+  else
+    echo "run_model_bench: a GPU is present but $exe cannot use it ($probe): CUDA runs skipped"
+  fi
+fi
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+results=$work/results.jsonl   # one JSON line per run and PyTorch setting
+failures=$work/failures.txt   # one line per run that failed or was skipped
+: >"$results"
+: >"$failures"
+load_start=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)
+
+# Renders the Markdown table from the results so far (to stdout).
+render() {
+  RESULTS=$results FAILURES=$failures BATCH=$batch PATCH=$patch THREADS=$threads COMMIT=$commit \
+  CPU_MODEL=$cpu_model GPU_NAME=$gpu_name TORCH=$torch_version BUILD=$build LOAD_START=$load_start \
+  LOAD_NOW="$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)" NPROC=$(nproc) \
+  CPU_ITERS="${ISONET_BENCH_CPU_WARMUP:-1}/${ISONET_BENCH_CPU_ITERS:-7}" \
+  CUDA_ITERS="${ISONET_BENCH_CUDA_WARMUP:-10}/${ISONET_BENCH_CUDA_ITERS:-50}" \
+  "$render_py" - <<'EOF'
+import json, os, time
+rows = [json.loads(l) for l in open(os.environ["RESULTS"]) if l.startswith("{")]
+ours = {(r["device"], r["arch"]): r for r in rows if r["impl"] == "isonet-cuda"}
+torch_rows = [r for r in rows if r["impl"] == "pytorch"]
+e = os.environ
+print("# Whole-model benchmark: isonet-cuda vs PyTorch")
+print()
+print("- date: %s" % time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
+print("- commit: %s (build folder %s)" % (e["COMMIT"], e["BUILD"]))
+print("- batch %s, patch %sx%s, float32 everywhere except the PyTorch rows marked tf32" % (e["BATCH"], e["PATCH"], e["PATCH"]))
+print("- CPU: %s, %s cores; both sides run %s threads; warm-up/iterations %s" % (e["CPU_MODEL"], e["NPROC"], e["THREADS"], e["CPU_ITERS"]))
+if e["GPU_NAME"]:
+    print("- GPU: %s; warm-up/iterations %s" % (e["GPU_NAME"], e["CUDA_ITERS"]))
+print("- PyTorch %s, eager mode; load average at start %s, at this table %s" % (e["TORCH"], e["LOAD_START"], e["LOAD_NOW"]))
+print("- train step = forward with dropout 0.2 + PSNR loss + backward + Adam (lr 5e-3), synchronized; "
+      "forward = inference, no dropout. Median over the iterations; patches/s = batch / median step time; "
+      "ratio > 1: ours is faster. GFLOP/s counts the convolutions only (from ours' count).")
+print()
+print("| device | arch | mode | ours patches/s | ours ms (min-max) | ours GFLOP/s | PyTorch setting | PyTorch patches/s | PyTorch ms (min-max) | ratio ours/PyTorch |")
+print("|---|---|---|---|---|---|---|---|---|---|")
+def ms(b):
+    return "%.2f (%.2f-%.2f)" % (b["median_ms"], b["min_ms"], b["max_ms"])
+keys = list(dict.fromkeys([(r["device"], r["arch"]) for r in rows]))
+for dev, arch in keys:
+    o = ours.get((dev, arch))
+    ts = [r for r in torch_rows if (r["device"], r["arch"]) == (dev, arch)] or [None]
+    for mode in ("train", "forward"):
+        for t in ts:
+            ob, tb = (o[mode] if o else None), (t[mode] if t else None)
+            cells = [dev, arch, "train step" if mode == "train" else "forward",
+                     "%.1f" % ob["patches_per_s"] if ob else "-", ms(ob) if ob else "-",
+                     "%.0f" % ob["gflops"] if ob else "-",
+                     t["precision"] if t else "-",
+                     "%.1f" % tb["patches_per_s"] if tb else "-", ms(tb) if tb else "-",
+                     "**%.2f**" % (ob["patches_per_s"] / tb["patches_per_s"]) if ob and tb else "-"]
+            print("| " + " | ".join(cells) + " |")
+fails = [l.strip() for l in open(os.environ["FAILURES"]) if l.strip()]
+if fails:
+    print()
+    print("Not measured:")
+    for f in fails:
+        print("- " + f)
+print()
+print("PyTorch settings: fp32 = TF32 off (torch.backends.cuda.matmul/cudnn.allow_tf32 = False), "
+      "cudnn.benchmark off; fp32+bench = the same with cudnn.benchmark = True; tf32+bench = TF32 allowed "
+      "and cudnn.benchmark = True. On CUDA the times are host-clock times of synchronized steps.")
+EOF
+}
+
+# Writes the table so far to OUT_MD (when given).
+save() { [[ -n "$out_md" ]] && render >"$out_md"; }
+
+# run_one LABEL CAP_S CMD...: runs CMD with at most min(CAP_S, budget left) seconds, appends its
+# JSON lines to the results and its failure (or skip) to the failures.
+run_one() {
+  local label=$1 cap=$2
+  shift 2
+  local left=$((budget - SECONDS))
+  if ((left < 10)); then
+    echo "$label: skipped (the ${budget} s budget is spent)" | tee -a "$failures"
+    return
+  fi
+  local limit=$((cap < left ? cap : left))
+  echo "== $label (limit ${limit} s)"
+  timeout "$limit" "$@" >"$work/out.txt" 2>&1
+  local rc=$?
+  cat "$work/out.txt"
+  grep '^{' "$work/out.txt" >>"$results"
+  if ((rc != 0)); then
+    local why="rc=$rc"
+    ((rc == 124)) && why="timed out after ${limit} s"
+    echo "$label: FAILED ($why; last line: $(tail -1 "$work/out.txt"))" >>"$failures"
+  fi
+  save
+}
+
+torch_bench=(bench/torch_model_bench.py --batch "$batch" --patch "$patch" --json)
+
+# CUDA first: on the GPU machine it is the point of the run.
+if [[ -n "$gpu_name" ]]; then
+  cw=${ISONET_BENCH_CUDA_WARMUP:-10}
+  ci=${ISONET_BENCH_CUDA_ITERS:-50}
+  for arch in $archs; do
+    run_one "ours cuda $arch" 60 "$exe" --device cuda --arch "$arch" --batch "$batch" --patch "$patch" \
+      --warmup "$cw" --iters "$ci" --json
+  done
+  if [[ -n "$py" ]]; then
+    run_one "pytorch cuda ${archs// /,}" 90 "$py" "${torch_bench[@]}" --device cuda --arch "${archs// /,}" \
+      --warmup "$cw" --iters "$ci"
+  fi
+fi
+
+if [[ "${ISONET_BENCH_CPU:-1}" != 0 ]]; then
+  w=${ISONET_BENCH_CPU_WARMUP:-1}
+  it=${ISONET_BENCH_CPU_ITERS:-7}
+  for arch in $archs; do
+    run_one "ours cpu $arch" 300 "$exe" --device cpu --arch "$arch" --batch "$batch" --patch "$patch" \
+      --warmup "$w" --iters "$it" --threads "$threads" --json
+    if [[ -n "$py" ]]; then
+      run_one "pytorch cpu $arch" 300 "$py" "${torch_bench[@]}" --device cpu --arch "$arch" --warmup "$w" \
+        --iters "$it" --threads "$threads"
+    fi
+  done
+fi
+
+echo
+render | tee "$work/table.md"
+[[ -n "$out_md" ]] && cp "$work/table.md" "$out_md" && echo "run_model_bench: table written to $out_md"
+# Non-zero when a run failed or was skipped, so gpu_check.sh records it (the table is written anyway).
+[[ -s "$failures" ]] && exit 1
+exit 0
