@@ -189,7 +189,7 @@ Volume restore_volume(const Model& model, const Volume& input, const RestoreSett
         << " MB of " << (st.max_memory_bytes >> 20) << " MB)\n";
     log.flush();
     if (pass == 0) {
-      local.batch_used = nb;
+      local.batch_used = std::min(nb, set.count());
       local.tile_h = plan.th;
       local.tile_w = plan.tw;
     } else if (plan.th) {

@@ -1,6 +1,7 @@
 // cmd_train.cpp: `isonet train` (see cmd_train.h).
 #include "apps/cmd_train.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -124,6 +125,12 @@ void save_checkpoint(const std::string& path, Trainer& trainer, const json& sett
 
 }  // namespace
 
+int default_patches(int patch) {
+  // 4096 pairs, at most 256 MiB of them (inputs and targets): 4096 up to 64x64, fewer beyond.
+  // Independent of --steps, so that a run resumed with more steps makes the same pairs.
+  return int(std::max<long>(1, std::min<long>(4096, (long(1) << 25) / (long(patch) * patch))));
+}
+
 TrainResult run_train(const TrainOptions& opt) {
   std::ostream& out = report_stream(opt.quiet);
   ISONET_CHECK(!opt.out.empty(), "train: --out MODEL is required");
@@ -187,7 +194,7 @@ TrainResult run_train(const TrainOptions& opt) {
   popt.both_orientations = true;
   popt.patch_size = opt.patch;
   popt.patch_multiple = 4;
-  popt.n_patches = opt.patches > 0 ? opt.patches : int(std::min<long>(opt.steps * long(opt.batch), 4096));
+  popt.n_patches = opt.patches > 0 ? opt.patches : default_patches(opt.patch);
   popt.seed = opt.seed;
   popt.device = device;
   TrainingPairs pairs;

@@ -35,7 +35,7 @@ struct TrainOptions {
   long steps = 2000;         // total steps (a resumed run continues up to this many)
   int batch = 16;
   int patch = 64;
-  int patches = 0;           // training pairs; 0: min(steps * batch, 4096)
+  int patches = 0;           // training pairs; 0: default_patches(patch)
   double lr = 5e-3;
   float dropout = 0.2f;
   uint64_t seed = 0;
@@ -58,5 +58,9 @@ struct TrainResult {
 };
 
 TrainResult run_train(const TrainOptions& opt);
+
+// Training pairs made when --patches is 0: 4096, or fewer for patches above 64x64 (at most
+// 256 MiB of pairs).
+int default_patches(int patch);
 
 }  // namespace isonet::app

@@ -69,7 +69,7 @@ int main(int argc, char** argv) {
   train->add_option("--steps", tr.steps, "total training steps")->capture_default_str();
   train->add_option("--batch", tr.batch, "patches per step")->capture_default_str();
   train->add_option("--patch", tr.patch, "patch size (multiple of 4)")->capture_default_str();
-  train->add_option("--patches", tr.patches, "training pairs to generate (0 = min(steps*batch, 4096))")
+  train->add_option("--patches", tr.patches, "training pairs to generate (0 = 4096, fewer for patches above 64x64)")
       ->capture_default_str();
   train->add_option("--lr", tr.lr, "Adam learning rate")->capture_default_str();
   train->add_option("--dropout", tr.dropout, "dropout probability")->capture_default_str();

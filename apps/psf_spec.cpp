@@ -326,9 +326,22 @@ Volume isotropic_psf_3d(const Volume& psf) {
                " must have an odd x size (centred)");
   const int cz = psf.nz / 2, cy = psf.ny / 2, cx = psf.nx / 2;
   const VoxelSize& vs = psf.voxel;
-  // Lateral profile along +x from the centre, averaged with -x (symmetric in r).
+  // Lateral profile along x from the centre, averaged over +x and -x (symmetric in r).
   std::vector<double> profile(size_t(cx) + 1);
-  for (int i = 0; i <= cx; ++i) profile[i] = 0.5 * (psf.at(cz, cy, cx + i) + psf.at(cz, cy, cx - i));
+  for (int i = 0; i <= cx; ++i) profile[size_t(i)] = 0.5 * (psf.at(cz, cy, cx + i) + psf.at(cz, cy, cx - i));
+  // The profile at integer radius i, mirrored at 0 (an even function), 0 beyond the grid.
+  auto at = [&](int i) {
+    i = std::abs(i);
+    return i <= cx ? profile[size_t(i)] : 0.0;
+  };
+  // Keys cubic (a = -0.5) between integer radii: third-order accurate, so a Gaussian's curvature
+  // between samples is followed (linear interpolation is off by up to peak / (8 sigma^2)).
+  auto keys = [](double t) {
+    t = std::fabs(t);
+    if (t < 1) return (1.5 * t - 2.5) * t * t + 1;
+    if (t < 2) return ((-0.5 * t + 2.5) * t - 4) * t + 2;
+    return 0.0;
+  };
   Volume out(psf.nz, psf.ny, psf.nx);
   out.voxel = psf.voxel;
   for (int z = 0; z < psf.nz; ++z)
@@ -336,11 +349,12 @@ Volume isotropic_psf_3d(const Volume& psf) {
       for (int x = 0; x < psf.nx; ++x) {
         const double dz = (z - cz) * vs.z, dy = (y - cy) * vs.y, dx = (x - cx) * vs.x;
         const double r = std::sqrt(dz * dz + dy * dy + dx * dx) / vs.x;  // in lateral pixels
-        const int i = int(r);
-        float val = 0.f;
-        if (i < cx) val = float(profile[i] + (r - i) * (profile[i + 1] - profile[i]));
-        else if (i == cx && r == double(cx)) val = float(profile[cx]);
-        out.at(z, y, x) = std::max(val, 0.f);
+        double val = 0;
+        if (r <= cx) {
+          const int i = int(std::floor(r));
+          for (int k = i - 1; k <= i + 2; ++k) val += at(k) * keys(r - k);
+        }
+        out.at(z, y, x) = float(std::max(val, 0.0));
       }
   normalize_sum(out, "isotropic 3D PSF");
   return out;

@@ -1,0 +1,190 @@
+// test_app_train.cpp: `isonet train`: checkpoint + resume reproduces an uninterrupted run (same
+// seed: same pairs, batches, dropout masks and Adam state), resuming with other settings is
+// refused, and the errors a user can act on (missing file, no subsampling factor, factor < 1,
+// NaN input) come with their message and leave no model file behind. Small volumes and a few
+// steps: this tests the bookkeeping, not the learning (test_app_end_to_end does that).
+#include <algorithm>
+#include <cmath>
+#include <functional>
+
+#include "apps/cmd_simulate.h"
+#include "apps/cmd_train.h"
+#include "apps/loss_plot.h"
+#include "imaging/png_image.h"
+#include "imaging/tiff.h"
+#include "kernels/error.h"
+#include "nn/model_file.h"
+#include "test_util.h"
+
+using namespace isonet;
+using namespace isonet::app;
+
+namespace {
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+// A 40^3 nuclei phantom acquired with S = 4 (10 planes of 40x40).
+std::string simulated_input(const test::TempDir& dir) {
+  SimulateOptions so;
+  so.size = 40;
+  so.psf = "gaussian:1,3";
+  so.subsample = 4;
+  so.radius = 5;
+  so.device = "cpu";
+  so.out_prefix = dir.file("sim");
+  so.quiet = true;
+  return run_simulate(so).acquisition_path;
+}
+
+TrainOptions small_training(const test::TempDir& dir, const std::string& input, const std::string& out) {
+  TrainOptions o;
+  o.input = input;
+  o.psf = "gaussian:1,3";
+  o.steps = 6;
+  o.batch = 3;
+  o.patch = 16;
+  o.patches = 24;
+  o.seed = 11;
+  o.device = "cpu";
+  o.checkpoint_every = 0;
+  o.out = dir.file(out);
+  o.quiet = true;
+  o.progress = nullptr;
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("train: checkpoint + resume gives the uninterrupted run") {
+  test::TempDir dir;
+  const std::string input = simulated_input(dir);
+
+  TrainOptions full = small_training(dir, input, "full.safetensors");
+  full.loss_plot = dir.file("loss.png");
+  const TrainResult a = run_train(full);
+  CHECK(a.model.steps == 6);
+  CHECK(a.losses.size() == 6);
+  CHECK(a.factor.message == "subsampling factor S = 0.4000/0.1000 = 4.000000 (from TIFF voxel size)");
+  const Gray8 plot = read_png_gray(full.loss_plot);
+  CHECK(plot.width == 640);
+  CHECK(plot.height == 360);
+
+  // Interrupted after 3 steps (checkpoint every 2 steps: written at 2 and at the end, 3) ...
+  TrainOptions part = small_training(dir, input, "part.safetensors");
+  part.steps = 3;
+  part.checkpoint_every = 2;
+  const TrainResult b1 = run_train(part);
+  CHECK(b1.model.steps == 3);
+  CHECK(load_model(part.out).steps == 3);
+  // ... and resumed up to 6.
+  TrainOptions resume = part;
+  resume.steps = 6;
+  resume.resume = true;
+  const TrainResult b2 = run_train(resume);
+  CHECK(b2.steps_this_run == 3);
+  CHECK(b2.model.steps == 6);
+  CHECK(b2.model.adam.step == 6);
+  REQUIRE(b2.losses.size() == 6);
+
+  // Same pairs, batches, dropout masks and Adam state: the same arithmetic in the same order,
+  // so bit-identical on the CPU (no tolerance needed; a GPU run is equally deterministic).
+  const Model saved = load_model(resume.out);
+  REQUIRE(saved.weights.size() == a.model.weights.size());
+  CHECK_CLOSE_ARRAYS("weights after resume", a.model.weights.data(), saved.weights.data(), saved.weights.size(), 0.0,
+                     0.0);
+  CHECK_CLOSE_ARRAYS("loss history", a.losses.data(), b2.losses.data(), 6, 0.0, 0.0);
+  CHECK(saved.metadata.subsampling == doctest::Approx(4.0).epsilon(1e-12));
+  CHECK(saved.metadata.psf_mode == "split");
+  CHECK(saved.metadata.psf == "gaussian sigma_xy=1 px sigma_z=3 px");
+
+  // Resuming a finished run does nothing.
+  const TrainResult again = run_train(resume);
+  CHECK(again.steps_this_run == 0);
+
+  // Other settings are refused, naming what differs.
+  TrainOptions other = resume;
+  other.steps = 8;
+  other.batch = 4;
+  other.lr = 1e-3;
+  const std::string msg = error_of([&] { run_train(other); });
+  CHECK(contains(msg, "settings differ"));
+  CHECK(contains(msg, "batch: checkpoint 3, now 4"));
+  CHECK(contains(msg, "lr:"));
+  CHECK(load_model(resume.out).steps == 6);  // the checkpoint is untouched
+
+  TrainOptions nothing = small_training(dir, input, "absent.safetensors");
+  nothing.resume = true;
+  CHECK(contains(error_of([&] { run_train(nothing); }), "cannot be opened"));
+}
+
+TEST_CASE("train: errors a user can act on, and no model file written") {
+  test::TempDir dir;
+  Volume v(6, 24, 24, 1.f);
+  for (size_t i = 0; i < v.size(); ++i) v.data[i] = float(i % 7);
+  v.voxel = VoxelSize{1, 1, 1, "px"};
+  write_tiff(dir.file("plain.tif"), v);  // no voxel metadata
+  TrainOptions o = small_training(dir, dir.file("plain.tif"), "m.safetensors");
+  o.patch = 12;
+
+  const std::string no_factor = error_of([&] { run_train(o); });
+  CHECK(contains(no_factor, "states no z spacing"));
+  CHECK(contains(no_factor, "--subsample"));
+
+  TrainOptions low = o;
+  low.subsample = 0.5;
+  CHECK(contains(error_of([&] { run_train(low); }), "below 1"));
+
+  TrainOptions missing = o;
+  missing.input = dir.file("nope.tif");
+  CHECK(contains(error_of([&] { run_train(missing); }), "input file"));
+
+  Volume nan = v;
+  nan.data[100] = INFINITY;
+  write_tiff(dir.file("inf.tif"), nan);
+  TrainOptions with_inf = o;
+  with_inf.input = dir.file("inf.tif");
+  with_inf.subsample = 2;
+  CHECK(contains(error_of([&] { run_train(with_inf); }), "non-finite"));
+
+  TrainOptions bad_psf = o;
+  bad_psf.subsample = 2;
+  bad_psf.psf = "gaussian:1";
+  CHECK(contains(error_of([&] { run_train(bad_psf); }), "accepted forms"));
+
+  TrainOptions big_patch = o;
+  big_patch.subsample = 2;
+  big_patch.patch = 32;
+  CHECK(contains(error_of([&] { run_train(big_patch); }), "larger than the lateral plane"));
+
+  auto names = dir.entries();
+  std::sort(names.begin(), names.end());
+  CHECK(names == std::vector<std::string>{"inf.tif", "plain.tif"});
+}
+
+TEST_CASE("loss plot: the curve is drawn inside the frame") {
+  std::vector<float> losses;
+  for (int i = 0; i < 200; ++i) losses.push_back(-10.f - 10.f * float(1 - std::exp(-i / 40.0)));
+  const Gray8 img = render_loss_plot(losses, 1, 320, 200);
+  REQUIRE(img.pixels.size() == size_t(320) * 200);
+  // The smoothed curve is black: some black pixels right of the axis, in the upper part at the
+  // end (PSNR rises) and the lower part at the start.
+  auto dark = [&](int x0, int x1, int y0, int y1) {
+    int n = 0;
+    for (int y = y0; y < y1; ++y)
+      for (int x = x0; x < x1; ++x) n += img.pixels[size_t(y) * 320 + x] < 60;
+    return n;
+  };
+  CHECK(dark(300, 310, 8, 60) > 0);
+  CHECK(dark(300, 310, 120, 178) == 0);
+  CHECK(dark(50, 60, 120, 180) > 0);
+  CHECK_THROWS_AS(render_loss_plot({NAN}, 1), Error);
+}
