@@ -16,6 +16,8 @@
 #   ISONET_BENCH_THREADS    CPU threads for both sides (default: all cores, nproc)
 #   ISONET_BENCH_CPU_WARMUP, ISONET_BENCH_CPU_ITERS    (default 1, 7)
 #   ISONET_BENCH_CUDA_WARMUP, ISONET_BENCH_CUDA_ITERS  (default 10, 50)
+#   ISONET_BENCH_ROUNDS     CPU rounds, each running ours then PyTorch per architecture (default 1);
+#                           more rounds even out a machine whose load changes (the table merges them)
 #   ISONET_BENCH_BUDGET_S   total seconds for all runs (default 170: gpu_check.sh allows 180); a run
 #                           gets at most what is left, and runs that no longer fit are skipped
 #   ISONET_COMMIT           commit to record (the device copy of the tree may have no .git)
@@ -46,6 +48,7 @@ batch=${ISONET_BENCH_BATCH:-16}
 patch=${ISONET_BENCH_PATCH:-128}
 threads=${ISONET_BENCH_THREADS:-$(nproc)}
 budget=${ISONET_BENCH_BUDGET_S:-170}
+rounds=${ISONET_BENCH_ROUNDS:-1}
 commit=${ISONET_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
 if [[ -z "${ISONET_COMMIT:-}" ]] && ! git diff --quiet HEAD 2>/dev/null; then commit="$commit (+ uncommitted changes in the tree)"; fi
 cpu_model=$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | sed 's/.*: //')
@@ -75,10 +78,26 @@ render() {
   CPU_MODEL=$cpu_model GPU_NAME=$gpu_name TORCH=$torch_version BUILD=$build LOAD_START=$load_start \
   LOAD_NOW="$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)" NPROC=$(nproc) \
   CPU_ITERS="${ISONET_BENCH_CPU_WARMUP:-1}/${ISONET_BENCH_CPU_ITERS:-7}" \
-  CUDA_ITERS="${ISONET_BENCH_CUDA_WARMUP:-10}/${ISONET_BENCH_CUDA_ITERS:-50}" \
+  CUDA_ITERS="${ISONET_BENCH_CUDA_WARMUP:-10}/${ISONET_BENCH_CUDA_ITERS:-50}" ROUNDS=$rounds \
   "$render_py" - <<'EOF'
 import json, os, time
-rows = [json.loads(l) for l in open(os.environ["RESULTS"]) if l.startswith("{")]
+import statistics
+raw = [json.loads(l) for l in open(os.environ["RESULTS"]) if l.startswith("{")]
+# Rounds (ISONET_BENCH_ROUNDS) of the same run are merged: median of the round medians, the
+# extremes of all iterations.
+groups = {}
+for r in raw:
+    groups.setdefault((r["impl"], r["device"], r["arch"], r["precision"]), []).append(r)
+rows = []
+for g in groups.values():
+    r = dict(g[0], rounds=len(g))
+    for mode in ("train", "forward"):
+        med = statistics.median([x[mode]["median_ms"] for x in g])
+        r[mode] = {"median_ms": med, "min_ms": min(x[mode]["min_ms"] for x in g),
+                   "max_ms": max(x[mode]["max_ms"] for x in g), "patches_per_s": r["batch"] / (med * 1e-3)}
+        if "gflop" in g[0][mode]:
+            r[mode]["gflops"] = g[0][mode]["gflop"] / (med * 1e-3)
+    rows.append(r)
 ours = {(r["device"], r["arch"]): r for r in rows if r["impl"] == "isonet-cuda"}
 torch_rows = [r for r in rows if r["impl"] == "pytorch"]
 e = os.environ
@@ -87,12 +106,14 @@ print()
 print("- date: %s" % time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
 print("- commit: %s (build folder %s)" % (e["COMMIT"], e["BUILD"]))
 print("- batch %s, patch %sx%s, float32 everywhere except the PyTorch rows marked tf32" % (e["BATCH"], e["PATCH"], e["PATCH"]))
-print("- CPU: %s, %s cores; both sides run %s threads; warm-up/iterations %s" % (e["CPU_MODEL"], e["NPROC"], e["THREADS"], e["CPU_ITERS"]))
+print("- CPU: %s, %s cores; both sides run %s threads; warm-up/iterations %s; rounds %s" % (
+    e["CPU_MODEL"], e["NPROC"], e["THREADS"], e["CPU_ITERS"], e["ROUNDS"]))
 if e["GPU_NAME"]:
     print("- GPU: %s; warm-up/iterations %s" % (e["GPU_NAME"], e["CUDA_ITERS"]))
 print("- PyTorch %s, eager mode; load average at start %s, at this table %s" % (e["TORCH"], e["LOAD_START"], e["LOAD_NOW"]))
 print("- train step = forward with dropout 0.2 + PSNR loss + backward + Adam (lr 5e-3), synchronized; "
-      "forward = inference, no dropout. Median over the iterations; patches/s = batch / median step time; "
+      "forward = inference, no dropout. Median over the iterations (with several rounds: the median of the "
+      "round medians, min-max over all); patches/s = batch / median step time; "
       "ratio > 1: ours is faster. GFLOP/s counts the convolutions only (from ours' count).")
 print()
 print("| device | arch | mode | ours patches/s | ours ms (min-max) | ours GFLOP/s | PyTorch setting | PyTorch patches/s | PyTorch ms (min-max) | ratio ours/PyTorch |")
@@ -172,13 +193,15 @@ fi
 if [[ "${ISONET_BENCH_CPU:-1}" != 0 ]]; then
   w=${ISONET_BENCH_CPU_WARMUP:-1}
   it=${ISONET_BENCH_CPU_ITERS:-7}
-  for arch in $archs; do
-    run_one "ours cpu $arch" 300 "$exe" --device cpu --arch "$arch" --batch "$batch" --patch "$patch" \
-      --warmup "$w" --iters "$it" --threads "$threads" --json
-    if [[ -n "$py" ]]; then
-      run_one "pytorch cpu $arch" 300 "$py" "${torch_bench[@]}" --device cpu --arch "$arch" --warmup "$w" \
-        --iters "$it" --threads "$threads"
-    fi
+  for ((round = 1; round <= rounds; ++round)); do
+    for arch in $archs; do
+      run_one "ours cpu $arch (round $round)" 300 "$exe" --device cpu --arch "$arch" --batch "$batch" --patch "$patch" \
+        --warmup "$w" --iters "$it" --threads "$threads" --json
+      if [[ -n "$py" ]]; then
+        run_one "pytorch cpu $arch (round $round)" 300 "$py" "${torch_bench[@]}" --device cpu --arch "$arch" \
+          --warmup "$w" --iters "$it" --threads "$threads"
+      fi
+    done
   done
 fi
 
