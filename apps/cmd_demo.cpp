@@ -39,8 +39,8 @@ void make_dir(const std::string& dir) {
 DemoResult run_demo(const DemoOptions& opt) {
   std::ostream& out = report_stream(opt.quiet);
   const auto t0 = std::chrono::steady_clock::now();
-  const int size = opt.size > 0 ? opt.size : (opt.full ? 256 : 96);
-  const long steps = opt.steps > 0 ? opt.steps : (opt.full ? 4000 : 240);
+  const int size = opt.size > 0 ? opt.size : (opt.full ? 512 : 96);
+  const long steps = opt.steps > 0 ? opt.steps : (opt.full ? 4000 : 400);
   const int batch = opt.batch > 0 ? opt.batch : (opt.full ? 32 : 8);
   const int patch = opt.patch > 0 ? opt.patch : (opt.full ? 64 : 48);
   const int rl_iterations = opt.rl_iterations > 0 ? opt.rl_iterations : 20;

@@ -11,8 +11,8 @@
 namespace isonet::app {
 
 struct DemoOptions {
-  int size = 0;          // 0: 96 (default) or 256 (--full)
-  long steps = 0;        // 0: 240 (default) or 4000 (--full)
+  int size = 0;          // 0: 96 (default) or 512 (--full, the paper's size)
+  long steps = 0;        // 0: 400 (default) or 4000 (--full)
   int batch = 0;         // 0: 8 (default) or 32 (--full)
   int patch = 0;         // 0: 48 (default) or 64 (--full)
   int rl_iterations = 0; // 0: 20

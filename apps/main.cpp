@@ -169,8 +169,8 @@ int main(int argc, char** argv) {
   // demo
   DemoOptions dm;
   auto* demo = app.add_subcommand("demo", "simulate, train IsoNet-2, restore and compare with upsampling and Richardson-Lucy");
-  demo->add_option("--size", dm.size, "phantom size N (default 96; 256 with --full)");
-  demo->add_option("--steps", dm.steps, "training steps (default 240; 4000 with --full)");
+  demo->add_option("--size", dm.size, "phantom size N (default 96; 512, the paper's, with --full)");
+  demo->add_option("--steps", dm.steps, "training steps (default 400; 4000 with --full)");
   demo->add_option("--batch", dm.batch, "patches per step (default 8; 32 with --full)");
   demo->add_option("--patch", dm.patch, "patch size (default 48; 64 with --full)");
   demo->add_option("--rl-iterations", dm.rl_iterations, "Richardson-Lucy iterations (default 20)");

@@ -65,7 +65,7 @@ void optical_extent(const PsfSpec& spec, double& fwhm_xy, double& fwhm_z) {
 }
 
 int odd_size(double half) {
-  int h = int(std::ceil(half));
+  int h = int(std::ceil(half - 1e-9));  // 4 * 2.0000000000000004 is 8 voxels, not 9
   int size = 2 * h + 1;
   size = std::max(size, kMinAutoSize);
   return std::min(size, kMaxAutoSize);
