@@ -120,10 +120,11 @@ DemoResult run_demo(const DemoOptions& opt) {
   }
   out << "(after the least-squares affine fit of each volume to the ground truth, as CSBDeep's normalize_minmse)\n";
 
-  write_preview(dir + "preview.png", {&sim.acquisition, &upsampled, &deconv, &restored, &sim.ground_truth});
+  const std::string preview = opt.preview.empty() ? dir + "preview.png" : opt.preview;
+  write_preview(preview, {&sim.acquisition, &upsampled, &deconv, &restored, &sim.ground_truth});
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   out << "\nwrote " << dir << "{nuclei_aniso,nuclei_gt,nuclei_psf,upsampled,deconv,restored}.tif, model.safetensors, "
-      << "loss.png, preview.png (rows: acquisition, upsampled, Richardson-Lucy, IsoNet-2, ground truth; columns: xy, "
+      << "loss.png and the preview " << preview << " (rows: acquisition, upsampled, Richardson-Lucy, IsoNet-2, ground truth; columns: xy, "
       << "xz, yz)\ndemo: " << r.seconds << " s in total\n";
   return r;
 }

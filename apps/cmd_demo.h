@@ -22,6 +22,7 @@ struct DemoOptions {
   std::string noise;     // simulate --noise ("" = none)
   std::string device = "auto";
   std::string out_dir = "isonet_demo";
+  std::string preview;   // "" = <out_dir>/preview.png
   bool full = false;     // the paper's scale (needs a GPU to finish in reasonable time)
   uint64_t seed = 1;
   bool quiet = false;

@@ -179,6 +179,7 @@ int main(int argc, char** argv) {
   demo->add_option("--seed", dm.seed, "seed")->capture_default_str();
   add_device(demo, dm.device);
   demo->add_option("--out-dir", dm.out_dir, "directory for every output")->capture_default_str();
+  demo->add_option("--preview", dm.preview, "preview PNG (default: OUT_DIR/preview.png)");
   demo->add_flag("--full", dm.full, "the paper's scale (for a GPU)");
   demo->callback([&] { run_demo(dm); });
 
