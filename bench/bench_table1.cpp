@@ -140,9 +140,9 @@ struct Settings {
 
 void apply_mode_defaults(Settings& s, long steps_given) {
   const bool full = s.mode == "full";
-  if (s.n <= 0) s.n = full ? 10 : 2;
+  if (s.n <= 0) s.n = full ? 10 : 3;
   if (s.size <= 0) s.size = full ? 512 : 96;
-  if (s.epochs <= 0) s.epochs = full ? 100 : 2;
+  if (s.epochs <= 0) s.epochs = full ? 100 : 3;
   if (s.pairs <= 0) s.pairs = full ? 4096 : 800;
   if (s.batch <= 0) s.batch = full ? 32 : 8;
   if (s.patch <= 0) s.patch = full ? 64 : 32;
@@ -733,7 +733,7 @@ int main(int argc, char** argv) {
   app.add_option("--mode", s.mode, "quick (small volumes, short training, CPU) or full (the paper's scale, GPU)")
       ->check(CLI::IsMember({"quick", "full"}))
       ->capture_default_str();
-  app.add_option("--n", s.n, "volumes per dataset (quick 2, full 10)");
+  app.add_option("--n", s.n, "volumes per dataset (quick 3, full 10)");
   app.add_option("--size", s.size, "volume size N (N^3 voxels; quick 96, full 512)");
   app.add_option("--datasets", datasets, "comma-separated subset of nuclei,membranes,nuclei+membranes (default all)");
   app.add_option("--methods", methods,
@@ -743,7 +743,7 @@ int main(int argc, char** argv) {
   app.add_option("--out-md", s.out_md, "Markdown report (default bench/results/<date>_table1_<mode>_<device>.md)");
   app.add_option("--out-json", s.out_json, "JSON results (default bench/results/<date>_table1_<mode>_<device>.json)");
   app.add_option("--seed", s.seed, "base seed of phantoms, noise, training pairs and initialization")->capture_default_str();
-  app.add_option("--epochs", s.epochs, "training epochs per network (quick 2, full 100, the paper's)");
+  app.add_option("--epochs", s.epochs, "training epochs per network (quick 3, full 100, the paper's)");
   app.add_option("--pairs", s.pairs, "training pairs per volume; one epoch = one pass over them (quick 800, full 4096)");
   app.add_option("--batch", s.batch, "batch size (quick 8, full 32)");
   app.add_option("--patch", s.patch, "patch size, a multiple of 4 (quick 32, full 64)");
