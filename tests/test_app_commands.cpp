@@ -26,16 +26,8 @@ using namespace isonet::app;
 
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+using test::contains;
+using test::error_of;
 
 // Random positive volume of the given shape and voxel size.
 Volume random_volume(int nz, int ny, int nx, VoxelSize voxel, uint64_t seed) {

@@ -21,16 +21,8 @@ using namespace isonet::app;
 
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+using test::contains;
+using test::error_of;
 
 // A 40^3 nuclei phantom acquired with S = 4 (10 planes of 40x40).
 std::string simulated_input(const test::TempDir& dir) {

@@ -12,17 +12,14 @@
 
 #include "imaging/metrics.h"
 #include "kernels/error.h"
+#include "imaging_test_util.h"
 #include "test_util.h"
 
 using namespace isonet;
 
 namespace {
 
-Volume random_volume(int nz, int ny, int nx, uint64_t seed, float lo, float hi) {
-  Volume v(nz, ny, nx);
-  v.data = test::random_vector(v.size(), seed, lo, hi);
-  return v;
-}
+using test::random_volume;
 
 // A smooth structured reference (SSIM on white noise alone says little).
 Volume structured(int nz, int ny, int nx, uint64_t seed) {

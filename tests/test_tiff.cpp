@@ -19,11 +19,14 @@
 #include "imaging/png_image.h"
 #include "imaging/tiff.h"
 #include "kernels/error.h"
+#include "imaging_test_util.h"
 #include "test_util.h"
 
 using namespace isonet;
 
 namespace {
+
+using test::random_volume;
 
 using test::TempDir;
 
@@ -48,12 +51,6 @@ std::vector<float> read_raw(const std::string& path) {
 nlohmann::json read_json(const std::string& path) {
   std::ifstream in(path);
   return nlohmann::json::parse(in);
-}
-
-Volume random_volume(int nz, int ny, int nx, uint64_t seed, float lo, float hi) {
-  Volume v(nz, ny, nx);
-  v.data = test::random_vector(v.size(), seed, lo, hi);
-  return v;
 }
 
 const std::string kReal = "../shared/data/real/";

@@ -9,11 +9,13 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "kernels/device.h"
+#include "kernels/error.h"
 
 namespace isonet::test {
 
@@ -123,5 +125,17 @@ inline std::string find_python(const std::string& modules) {
   }
   return "";
 }
+
+// The message of the isonet::Error that f throws, or "" when it throws none.
+inline std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+inline bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 }  // namespace isonet::test
