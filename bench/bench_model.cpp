@@ -55,7 +55,7 @@ const char* kUsage =
 int parse_int(const std::string& flag, const char* text, int min) {
   char* end = nullptr;
   const long v = std::strtol(text, &end, 10);
-  ISONET_CHECK(end != text && *end == '\0' && v >= min && v <= 1 << 20, "bench_model: ", flag,
+  ISONET_CHECK(end != text && *end == '\0' && v >= min && v <= 1 << 20, flag,
                " needs an integer >= ", min, ", got '", text, "'");
   return int(v);
 }
@@ -75,7 +75,7 @@ Options parse(int argc, char** argv) {
       std::fputs(kUsage, stdout);
       std::exit(0);
     } else if (a == "--device" || a == "--arch" || ints.count(a)) {
-      ISONET_CHECK(i + 1 < argc, "bench_model: ", a, " needs a value\n", kUsage);
+      ISONET_CHECK(i + 1 < argc, a, " needs a value\n", kUsage);
       const char* v = argv[++i];
       if (a == "--device")
         o.device = v;
@@ -84,10 +84,10 @@ Options parse(int argc, char** argv) {
       else
         *ints.at(a).first = parse_int(a, v, ints.at(a).second);
     } else {
-      fail("bench_model: unknown argument '", a, "'\n", kUsage);
+      fail("unknown argument '", a, "'\n", kUsage);
     }
   }
-  ISONET_CHECK(o.device == "cpu" || o.device == "cuda", "bench_model: --device must be cpu or cuda, got '",
+  ISONET_CHECK(o.device == "cpu" || o.device == "cuda", "--device must be cpu or cuda, got '",
                o.device, "'");
   return o;
 }
@@ -252,7 +252,7 @@ int run(const Options& o) {
   float loss = 0.f;
   const Timings train = time_steps(
       device, o.warmup, o.iters, [&] { trainer.train_step_async(x, t); }, [&] { loss = trainer.last_loss(); });
-  ISONET_CHECK(std::isfinite(loss), "bench_model: the training loss became ", loss);
+  ISONET_CHECK(std::isfinite(loss), "the training loss became ", loss);
   Tensor y;
   const Timings fwd = time_steps(
       device, o.warmup, o.iters, [&] { y = trainer.predict(x); }, [] {});

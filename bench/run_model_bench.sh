@@ -8,7 +8,7 @@
 #
 # Environment (all optional):
 #   ISONET_BUILD_DIR        build folder holding bench/bench_model (default: build-gpu if it has it, else build)
-#   ISONET_PYTHON           python with torch (default: the first of python3, /usr/bin/python3 that imports torch)
+#   ISONET_PYTHON           python with torch and numpy (default: the first of python3, /usr/bin/python3 that has both)
 #   ISONET_BENCH_CPU        0 skips the CPU runs (default 1)
 #   ISONET_BENCH_CUDA       0 skips the CUDA runs (default 1: run them when there is a GPU)
 #   ISONET_BENCH_ARCHS      architectures (default "isonet2 isonet1")
@@ -35,13 +35,14 @@ if [[ ! -x "$exe" ]]; then
   exit 1
 fi
 
-# The python that has torch (renders the table too; plain json is enough for that).
+# The python that has torch and numpy (scripts/torch_reference.py needs both); it renders the
+# table too (plain json is enough for that).
 py=""
 for p in ${ISONET_PYTHON:-} python3 /usr/bin/python3; do
-  if command -v "$p" >/dev/null 2>&1 && "$p" -c 'import torch' >/dev/null 2>&1; then py=$p; break; fi
+  if command -v "$p" >/dev/null 2>&1 && "$p" -c 'import torch, numpy' >/dev/null 2>&1; then py=$p; break; fi
 done
 render_py=${py:-python3}
-[[ -z "$py" ]] && echo "run_model_bench: no python with torch found (tried ${ISONET_PYTHON:-} python3 /usr/bin/python3): PyTorch columns stay empty"
+[[ -z "$py" ]] && echo "run_model_bench: no python with torch and numpy found (tried ${ISONET_PYTHON:-} python3 /usr/bin/python3): PyTorch columns stay empty"
 
 archs=${ISONET_BENCH_ARCHS:-isonet2 isonet1}
 batch=${ISONET_BENCH_BATCH:-16}
@@ -55,12 +56,14 @@ cpu_model=$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | sed 's/.*: //')
 torch_version=$([[ -n "$py" ]] && "$py" -c 'import torch; print(torch.__version__)' 2>/dev/null || echo none)
 
 gpu_name=""
+gpu_unusable=""
 if [[ "${ISONET_BENCH_CUDA:-1}" != 0 ]] && command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then
   probe=$("$exe" --probe 2>/dev/null)
   if [[ "$probe" == *'"built_with_cuda":true'* && "$probe" != *'"cuda_devices":0'* ]]; then
     gpu_name=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
   else
-    echo "run_model_bench: a GPU is present but $exe cannot use it ($probe): CUDA runs skipped"
+    gpu_unusable="cuda: not run: nvidia-smi works but $exe cannot use the GPU (probe: ${probe:-no answer})"
+    echo "run_model_bench: $gpu_unusable"
   fi
 fi
 
@@ -69,7 +72,7 @@ trap 'rm -rf "$work"' EXIT
 results=$work/results.jsonl   # one JSON line per run and PyTorch setting
 failures=$work/failures.txt   # one line per run that failed or was skipped
 : >"$results"
-: >"$failures"
+echo "${gpu_unusable:-}" | grep . >"$failures"
 load_start=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)
 
 # Renders the Markdown table from the results so far (to stdout).
