@@ -51,7 +51,9 @@ threads=${ISONET_BENCH_THREADS:-$(nproc)}
 budget=${ISONET_BENCH_BUDGET_S:-170}
 rounds=${ISONET_BENCH_ROUNDS:-1}
 commit=${ISONET_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
-if [[ -z "${ISONET_COMMIT:-}" ]] && ! git diff --quiet HEAD 2>/dev/null; then commit="$commit (+ uncommitted changes in the tree)"; fi
+if [[ -z "${ISONET_COMMIT:-}" && "$commit" != unknown ]] && ! git diff --quiet HEAD 2>/dev/null; then
+  commit="$commit (+ uncommitted changes in the tree)"
+fi
 cpu_model=$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | sed 's/.*: //')
 torch_version=$([[ -n "$py" ]] && "$py" -c 'import torch; print(torch.__version__)' 2>/dev/null || echo none)
 
