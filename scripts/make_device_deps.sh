@@ -36,6 +36,11 @@ done | sort -u | while read -r dep; do
   [[ -e "$out/lib/$base" ]] || cp -L "$dep" "$out/lib/$base"
 done
 du -sh "$out"
+# The real test data (tests read ../shared/data/real, which does not travel with the repository).
+if [[ -d ../shared/data/real ]]; then
+  rm -rf "$(dirname "$out")/shared" && mkdir -p "$(dirname "$out")/shared/data"
+  cp -r ../shared/data/real "$(dirname "$out")/shared/data/"
+fi
 # One compressed archive travels far below the device tool's 64 MiB limit (OpenBLAS alone is 35 MB).
 tar -C "$(dirname "$out")" -cJf "$out.tar.xz" "$(basename "$out")"
 du -sh "$out.tar.xz"
