@@ -7,7 +7,8 @@
 // output pixels = 12 accumulators; per tap (c, u, v) it loads 2 weight vectors, broadcasts 6
 // input values and does 12 FMAs. The weight is packed once per call as [c_out/16][c_in][k*k][16].
 // Results are transposed through a small buffer on the way out (bias, ReLU), dropping channels
-// past c_out and columns past w.
+// past c_out and columns past w. A single output channel (c_out == 1) would fill 1 of the 16 lanes:
+// it has its own row loop with 8 output columns in the lanes (forward_row_single).
 //
 // Backward weights: dW[o,c,u,v] = sum_{b,i,j} dy[b,o,i,j] * xpad[b,c,i+u,j+v], columns in lanes.
 // For each image and input channel the plane is copied zero padded into a per-thread buffer;
@@ -186,6 +187,42 @@ inline void store_block(const __m256 (&acc)[kUR][2], const Conv2dShape& s, float
   }
 }
 
+// Forward for a single output channel (c_out == 1: IsoNet-1's last layer, and the backward data of
+// every c_in == 1 first layer). The 16-channel block above would waste 15 of its 16 lanes there
+// (measured 6.6 GF/s at 32 -> 1, 5x5, batch 16 of 128x128); here the lanes hold 8 output columns
+// instead. For one output row yrow [w] and each (c, u) this adds the K taps of tile row i+u to the
+// row, 8 columns at a time (masked on the last partial vector, so nothing past w is read or
+// written): per 8 outputs 1 load + 1 store of y, K loads of x, K FMAs with broadcast weights held
+// in registers. Measured on that shape: 63.7 -> 10.7-13 ms on one core (6.6 -> 32-39 GF/s), 35.9 ->
+// 5.1-5.6 ms on two; the 1 -> 16, 7x7 layer's backward data (16 -> 1) 60.7 -> 8.5 ms on one core.
+// wg: packed weights of group 0, [c_in][K*K][16], channel 0 in lane 0.
+template <int K>
+void forward_row_single(const Conv2dShape& s, const float* tile, int trows, int wp, const float* wg, int i,
+                        float b, bool relu, float* yrow) {
+  const int full = s.w / 8, rest = s.w % 8;
+  const __m256i tail = lane_mask(rest);
+  for (int j = 0; j < s.w; ++j) yrow[j] = b;
+  for (int c = 0; c < s.c_in; ++c)
+    for (int u = 0; u < K; ++u) {
+      const float* row = tile + (static_cast<size_t>(c) * trows + i + u) * wp;
+      __m256 wv[K];
+      for (int v = 0; v < K; ++v) wv[v] = _mm256_broadcast_ss(wg + (static_cast<size_t>(c) * K * K + u * K + v) * kOG);
+      for (int jv = 0; jv < full; ++jv) {
+        __m256 acc = _mm256_loadu_ps(yrow + 8 * jv);
+        for (int v = 0; v < K; ++v) acc = _mm256_fmadd_ps(wv[v], _mm256_loadu_ps(row + 8 * jv + v), acc);
+        _mm256_storeu_ps(yrow + 8 * jv, acc);
+      }
+      if (rest) {
+        float* yt = yrow + 8 * full;
+        __m256 acc = _mm256_maskload_ps(yt, tail);
+        for (int v = 0; v < K; ++v) acc = _mm256_fmadd_ps(wv[v], _mm256_maskload_ps(row + 8 * full + v, tail), acc);
+        _mm256_maskstore_ps(yt, tail, acc);
+      }
+    }
+  if (relu)
+    for (int j = 0; j < s.w; ++j) yrow[j] = yrow[j] < 0.f ? 0.f : yrow[j];  // NaN < 0 is false: NaN propagates
+}
+
 template <int K>
 void forward_impl(const Conv2dShape& s, const float* x, const float* weight, bool flip_t, const float* bias, float* y,
                   bool relu, float* workspace, int threads) {
@@ -204,6 +241,12 @@ void forward_impl(const Conv2dShape& s, const float* x, const float* weight, boo
       const int trows = nr + 2 * (K / 2);
       fill_tile(s, x + static_cast<size_t>(b) * s.c_in * plane, r0, nr, tile);
       float* yb = y + static_cast<size_t>(b) * s.c_out * plane;  // [c_out,h,w]
+      if (s.c_out == 1) {
+        for (int i = 0; i < nr; ++i)
+          forward_row_single<K>(s, tile, trows, wpad, wp, i, bias ? bias[0] : 0.f, relu,
+                                yb + static_cast<size_t>(r0 + i) * s.w);
+        continue;
+      }
       for (int g = 0; g < groups; ++g) {
         const float* wg = wp + static_cast<size_t>(g) * s.c_in * K * K * kOG;
         for (int i = 0; i < nr; ++i)
@@ -222,41 +265,41 @@ void forward_impl(const Conv2dShape& s, const float* x, const float* weight, boo
 constexpr int kMR = 3;
 
 // Backward weights, accumulating taps v in [v0, v0+NV) of kernel row u over output rows [i0, i1)
-// for the kMR output channels whose dy planes are dyo[] into acc [kMR][NV] (vectors of 8 column
-// partial sums). Per 8 columns: kMR loads of dy, NV shifted loads of x, kMR*NV FMAs.
-template <int NV>
-inline void weights_rows(const Conv2dShape& s, const float* pad, int wp, const float* const (&dyo)[kMR], int u,
+// for the MR <= kMR output channels whose dy planes are dyo[] into acc [MR][NV] (vectors of 8 column
+// partial sums). Per 8 columns: MR loads of dy, NV shifted loads of x, MR*NV FMAs.
+template <int MR, int NV>
+inline void weights_rows(const Conv2dShape& s, const float* pad, int wp, const float* const* dyo, int u,
                          int v0, int i0, int i1, __m256* acc) {
   const int full = s.w / 8, rest = s.w % 8;
   const __m256i tail = lane_mask(rest);
-  __m256 a[kMR][NV];
-  for (int m = 0; m < kMR; ++m)
+  __m256 a[MR][NV];
+  for (int m = 0; m < MR; ++m)
     for (int v = 0; v < NV; ++v) a[m][v] = acc[m * NV + v];
   for (int i = i0; i < i1; ++i) {
     const float* xr = pad + static_cast<size_t>(i + u) * wp + v0;
-    const float* d[kMR];
-    for (int m = 0; m < kMR; ++m) d[m] = dyo[m] + static_cast<size_t>(i) * s.w;
-    auto step = [&](int j, const __m256 (&g)[kMR]) {
+    const float* d[MR];
+    for (int m = 0; m < MR; ++m) d[m] = dyo[m] + static_cast<size_t>(i) * s.w;
+    auto step = [&](int j, const __m256 (&g)[MR]) {
       for (int v = 0; v < NV; ++v) {
         __m256 xv = _mm256_loadu_ps(xr + j + v);
-        // Keeps xv in a register: otherwise GCC folds the load into every FMA, loading x kMR
+        // Keeps xv in a register: otherwise GCC folds the load into every FMA, loading x MR
         // times, and the loop becomes load-bound.
         asm("" : "+x"(xv));
-        for (int m = 0; m < kMR; ++m) a[m][v] = _mm256_fmadd_ps(g[m], xv, a[m][v]);
+        for (int m = 0; m < MR; ++m) a[m][v] = _mm256_fmadd_ps(g[m], xv, a[m][v]);
       }
     };
     for (int jv = 0; jv < full; ++jv) {
-      __m256 g[kMR];
-      for (int m = 0; m < kMR; ++m) g[m] = _mm256_loadu_ps(d[m] + 8 * jv);
+      __m256 g[MR];
+      for (int m = 0; m < MR; ++m) g[m] = _mm256_loadu_ps(d[m] + 8 * jv);
       step(8 * jv, g);
     }
     if (rest) {  // columns past w: dy is masked to 0 (x there is padding or the neighbouring columns)
-      __m256 g[kMR];
-      for (int m = 0; m < kMR; ++m) g[m] = _mm256_maskload_ps(d[m] + 8 * full, tail);
+      __m256 g[MR];
+      for (int m = 0; m < MR; ++m) g[m] = _mm256_maskload_ps(d[m] + 8 * full, tail);
       step(8 * full, g);
     }
   }
-  for (int m = 0; m < kMR; ++m)
+  for (int m = 0; m < MR; ++m)
     for (int v = 0; v < NV; ++v) acc[m * NV + v] = a[m][v];
 }
 
@@ -265,28 +308,31 @@ inline void weights_rows(const Conv2dShape& s, const float* pad, int wp, const f
 constexpr int kWeightRows = 4;
 
 // Backward weights for one image: adds to pq [c_out,c_in,K,K] the contributions of input channel c
-// (padded plane `pad` [h+K-1][wp]) and the output channels o[0..kMR) with dy planes dyo[] (past
-// c_out the last channel is repeated: computed again, not stored). The K taps of a kernel row are
-// done in passes of at most 4 taps to stay within the 16 ymm registers.
-template <int K>
-void weights_block(const Conv2dShape& s, const float* pad, const float* const (&dyo)[kMR], int o0, int c, float* pq) {
+// (padded plane `pad` [h+K-1][wp]) and the MR output channels o0..o0+MR-1 with dy planes dyo[].
+// MR < kMR only for the last channels (c_out % 3) and c_out == 1 (IsoNet-1's last layer), where
+// computing repeated channels would waste 2/3 of the FMAs (measured, 32 -> 1, 5x5, batch 16 of
+// 128x128 on one core: 17.0 ms with MR = 3, 13.3 ms with MR = 1, which is load-bound: 5 loads per
+// 4 FMAs). The K taps of a kernel row are done in passes of at most 4 taps to
+// stay within the 16 ymm registers.
+template <int K, int MR>
+void weights_block(const Conv2dShape& s, const float* pad, const float* const* dyo, int o0, int c, float* pq) {
   constexpr int NA = K < 4 ? K : 4, NB = K - NA;  // K <= 7: at most two passes
   const int wp = padded_width(s, 8);
-  __m256 acc[K][kMR * K];  // [u][first pass: kMR*NA | second pass: kMR*NB]
+  __m256 acc[K][MR * K];  // [u][first pass: MR*NA | second pass: MR*NB]
   for (int u = 0; u < K; ++u)
-    for (int t = 0; t < kMR * K; ++t) acc[u][t] = _mm256_setzero_ps();
+    for (int t = 0; t < MR * K; ++t) acc[u][t] = _mm256_setzero_ps();
   for (int i0 = 0; i0 < s.h; i0 += kWeightRows) {
     const int i1 = std::min(s.h, i0 + kWeightRows);
     for (int u = 0; u < K; ++u) {
-      weights_rows<NA>(s, pad, wp, dyo, u, 0, i0, i1, acc[u]);
-      if constexpr (NB > 0) weights_rows<NB>(s, pad, wp, dyo, u, NA, i0, i1, acc[u] + kMR * NA);
+      weights_rows<MR, NA>(s, pad, wp, dyo, u, 0, i0, i1, acc[u]);
+      if constexpr (NB > 0) weights_rows<MR, NB>(s, pad, wp, dyo, u, NA, i0, i1, acc[u] + MR * NA);
     }
   }
-  for (int m = 0; m < kMR && o0 + m < s.c_out; ++m) {
+  for (int m = 0; m < MR; ++m) {
     float* wo = pq + (static_cast<size_t>(o0 + m) * s.c_in + c) * K * K;
     for (int u = 0; u < K; ++u) {
       for (int v = 0; v < NA; ++v) wo[u * K + v] += hsum(acc[u][m * NA + v]);
-      for (int v = 0; v < NB; ++v) wo[u * K + NA + v] += hsum(acc[u][kMR * NA + m * NB + v]);
+      for (int v = 0; v < NB; ++v) wo[u * K + NA + v] += hsum(acc[u][MR * NA + m * NB + v]);
     }
   }
 }
@@ -322,9 +368,12 @@ void backward_weights_impl(const Conv2dShape& s, const float* x, const float* dy
         }
         const float* dyb = dy + static_cast<size_t>(b) * s.c_out * plane;  // [c_out,h,w]
         for (int o0 = 0; o0 < s.c_out; o0 += kMR) {
+          const int mr = std::min(kMR, s.c_out - o0);
           const float* dyo[kMR];
-          for (int m = 0; m < kMR; ++m) dyo[m] = dyb + std::min(o0 + m, s.c_out - 1) * plane;
-          weights_block<K>(s, pad, dyo, o0, c, pq);
+          for (int m = 0; m < mr; ++m) dyo[m] = dyb + (o0 + m) * plane;
+          if (mr == 1) weights_block<K, 1>(s, pad, dyo, o0, c, pq);
+          else if (mr == 2) weights_block<K, 2>(s, pad, dyo, o0, c, pq);
+          else weights_block<K, kMR>(s, pad, dyo, o0, c, pq);
         }
       }
     }

@@ -79,11 +79,13 @@ TEST_CASE("conv2d: forward and both backward passes match naive double loops") {
   // im2col + sgemm path. Three shapes are large enough (>= 2^24 multiply-adds) to run on the
   // whole OpenMP team, and cut into several row tiles: {96 channels, w 130, k 7}: 3 direct-kernel
   // tiles of 3 rows; {16 channels, w 130, k 9}: 9 im2col tiles of 1 row; and a 1x1 with 96 channels.
+  // c_out = 1 forward (and the backward data of c_in = 1) runs the direct kernels' single-channel
+  // row loop: {32 -> 1, w 130, k 5} also cuts it into 2 row tiles with a 2-column tail.
   const Case cases[] = {
       {{3, 1, 16, 9, 11, 7}, true, false},  {{2, 3, 5, 7, 9, 3}, false, true},    {{2, 16, 33, 5, 7, 5}, true, true},
       {{3, 33, 3, 5, 7, 1}, true, false},   {{2, 4, 3, 2, 3, 7}, true, false},    {{2, 96, 6, 9, 130, 7}, true, true},
       {{2, 16, 8, 9, 130, 9}, true, true},  {{2, 3, 17, 4, 5, 9}, false, false},  {{2, 96, 96, 33, 65, 1}, true, true},
-      {{1, 1, 1, 1, 1, 1}, false, false},
+      {{2, 32, 1, 37, 130, 5}, true, true}, {{1, 1, 1, 1, 1, 1}, false, false},
   };
   for (const Case& cs : cases) {
     const Conv2dShape& s = cs.s;
