@@ -58,6 +58,14 @@ NormalizeParams NormalizeParams::identity() {
   return p;
 }
 
+float percentile_nearest_rank(std::vector<float>& values, double q) {
+  check_percent(q, "percentile_nearest_rank");
+  ISONET_CHECK(!values.empty(), "percentile_nearest_rank: no data");
+  const size_t k = size_t(std::llround(q / 100.0 * double(values.size() - 1)));
+  std::nth_element(values.begin(), values.begin() + k, values.end());
+  return values[k];
+}
+
 double percentile(const float* data, size_t n, double q, const PercentileOptions& opt) {
   check_percent(q, "percentile");
   std::vector<float> v = selection_copy(data, n, opt);

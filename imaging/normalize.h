@@ -12,6 +12,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "imaging/volume.h"
 
@@ -36,6 +37,11 @@ struct PercentileOptions {
 // q-th percentile (0 <= q <= 100) of data[0..n). Throws isonet::Error on n == 0, q out of range,
 // or a non-finite value in the data.
 double percentile(const float* data, size_t n, double q, const PercentileOptions& opt = {});
+
+// Nearest-rank q-th percentile (0 <= q <= 100) of `values`: the element of rank
+// round(q/100 * (n-1)). Reorders `values` (a selection, no full sort); n must be > 0. For display
+// ranges and background levels, where numpy's interpolation above is not needed.
+float percentile_nearest_rank(std::vector<float>& values, double q);
 
 // Both percentiles of a volume in one pass (one copy, two selections).
 NormalizeParams percentile_params(const Volume& v, double low_percent = 2.0, double high_percent = 99.8,

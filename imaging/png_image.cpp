@@ -14,6 +14,7 @@
 #include <memory>
 
 #include "imaging/atomic_file.h"
+#include "imaging/normalize.h"
 #include "kernels/error.h"
 
 namespace isonet {
@@ -61,15 +62,9 @@ IntensityRange percentile_range(const Volume& v, double p_lo, double p_hi) {
   for (float x : v.data)
     if (std::isfinite(x)) finite.push_back(x);
   ISONET_CHECK(!finite.empty(), "percentile_range: no finite values in ", v.shape_str());
-  // Nearest rank on [0, n-1]: rank = round(p/100 * (n-1)).
-  auto pick = [&](double p) {
-    size_t k = size_t(std::llround(p / 100.0 * double(finite.size() - 1)));
-    std::nth_element(finite.begin(), finite.begin() + k, finite.end());
-    return finite[k];
-  };
   IntensityRange r;
-  r.lo = pick(p_lo);
-  r.hi = pick(p_hi);
+  r.lo = percentile_nearest_rank(finite, p_lo);
+  r.hi = percentile_nearest_rank(finite, p_hi);
   return r;
 }
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "imaging/fft_convolve.h"
+#include "imaging/normalize.h"
 #include "imaging/tiff.h"
 #include "kernels/error.h"
 
@@ -309,9 +310,7 @@ Volume measured_psf(const Volume& bead_in, const PsfGrid& grid, const MeasuredPs
       ISONET_CHECK(opt.percentile >= 0 && opt.percentile <= 100, what, ": percentile must be in [0, 100], got ",
                    opt.percentile);
       std::vector<float> all = bead_in.data;
-      const size_t k = size_t(std::llround(opt.percentile / 100.0 * double(all.size() - 1)));
-      std::nth_element(all.begin(), all.begin() + k, all.end());
-      background = all[k];
+      background = percentile_nearest_rank(all, opt.percentile);
       break;
     }
     case PsfBackground::None: break;
