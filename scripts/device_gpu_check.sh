@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# device_gpu_check.sh: the one command to run on a lent GPU machine (which has nvcc, CMake and
-# PyTorch but no Debian packages), from the repository root. Prepare on the development machine:
+# device_gpu_check.sh: the first command to run on a lent GPU machine (see bench/README.md,
+# "GPU machine"): build, every test, the sanitizers and both benchmarks (bench/gpu_check.sh),
+# within ISONET_CHECK_BUDGET (480 s) counted from the start of this script. Prepare here:
 #   bash scripts/make_device_deps.sh        # -> .device-carry/deps.tar.xz and .device-carry/shared
-# then run this script on the device, carrying .device-carry/deps.tar.xz and .device-carry/shared,
-# with ISONET_COMMIT set to the commit being checked. Results: bench/results/ and $OUT.
+# then run on the device, from the repository root, carrying those two paths:
+#   ISONET_COMMIT=<sha> bash scripts/device_gpu_check.sh
+# Results: the summary and gpu_check_logs.tgz in $OUT (and bench/results/ on the device).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-tar xJf .device-carry/deps.tar.xz -C .device-carry
-# Tests read the real data at ../shared/data/real, as in CI.
-[[ -d ../shared ]] || cp -r .device-carry/shared ../shared
-export ISONET_DEPS_PREFIX=$PWD/.device-carry/deps
+ISONET_CHECK_START=${ISONET_CHECK_START:-$(date +%s)}
+export ISONET_CHECK_START
+# shellcheck source=scripts/device_env.sh
+source scripts/device_env.sh
+# The CPU half of the model benchmark is measured on the development machine; here the GPU's time is for CUDA.
 export ISONET_BENCH_CPU=${ISONET_BENCH_CPU:-0}
-export ISONET_SANITIZER_TIMEOUT=${ISONET_SANITIZER_TIMEOUT:-130}
-bash bench/gpu_check.sh "$@"
+exec bash bench/gpu_check.sh "$@"
