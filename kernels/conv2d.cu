@@ -33,11 +33,15 @@
 //
 // Other odd K (11, 13, ...) fall back to simple direct kernels (one output per thread, global
 // memory): correct, not fast. IsoNet-2 uses K = 7 and 1.
+//
+// Conv2dAlgo::Fft sends forward and backward data to the frequency-domain path (conv2d_fft.cu);
+// backward weights is always the direct kernel here. Auto is direct (see use_fft).
 #include "kernels/conv2d.h"
 
 #include <algorithm>
 #include <climits>
 
+#include "kernels/conv2d_fft.h"
 #include "kernels/cuda_launch.h"
 #include "kernels/op_checks.h"
 
@@ -671,8 +675,17 @@ size_t conv2d_workspace_floats(const Conv2dShape& s) {
   // Split-K partial outputs of the forward / backward data, the partial sums of backward weights.
   const size_t fwd = plan_conv(s.n, s.c_in, s.c_out, s.h, s.w, s.k).workspace_floats();
   const size_t bwd_data = plan_conv(s.n, s.c_out, s.c_in, s.h, s.w, s.k).workspace_floats();
-  return std::max({fwd, bwd_data, wgrad_workspace_floats(plan_wgrad(s), s)});
+  const size_t direct = std::max({fwd, bwd_data, wgrad_workspace_floats(plan_wgrad(s), s)});
+  // Fft: forward and backward data in the frequency domain, backward weights still direct.
+  // (Sizing an Fft shape creates its cuFFT plans: see conv2d_fft.cu.)
+  return s.algo == Conv2dAlgo::Fft ? std::max(direct, conv2d_fft_workspace_floats(s)) : direct;
 }
+
+// Algorithm choice on the GPU: Fft runs conv2d_fft.cu (forward and backward data only); Direct
+// and Auto run the direct kernels above. Auto stays direct until a GPU run has verified the FFT
+// path (tests/test_cuda_conv_fft.cpp) and benchmarked it (bench/bench_ops_cuda.cu's FFT rows);
+// only then may Auto pick FFT for the shapes where it wins.
+static bool use_fft(const Conv2dShape& s) { return s.algo == Conv2dAlgo::Fft; }
 
 void conv2d_forward(const Conv2dShape& s, const float* x, const float* weight, const float* bias, float* y,
                     bool fuse_relu, float* workspace, cudaStream_t stream) {
@@ -681,6 +694,7 @@ void conv2d_forward(const Conv2dShape& s, const float* x, const float* weight, c
   check_not_null(x, op, "x");
   check_not_null(weight, op, "weight");
   check_not_null(y, op, "y");
+  if (use_fft(s)) return conv2d_fft_forward(s, x, weight, bias, y, fuse_relu, workspace, stream);
   run_conv<false>(forward_args(s, x, weight, bias, y, fuse_relu), workspace, stream, op);
 }
 
@@ -691,6 +705,7 @@ void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* we
   check_not_null(dy, op, "dy");
   check_not_null(weight, op, "weight");
   check_not_null(dx, op, "dx");
+  if (use_fft(s)) return conv2d_fft_backward_data(s, dy, weight, dx, workspace, stream);
   // The convolution of dy [n,c_out,h,w] with the flipped, channel-transposed weights -> dx [n,c_in,h,w].
   Conv2dShape t = s;
   std::swap(t.c_in, t.c_out);
