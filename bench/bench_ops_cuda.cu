@@ -5,10 +5,13 @@
 // device-to-device copy for bandwidth and a big cuBLAS SGEMM in plain fp32 (no TF32) for FLOPs.
 // cuDNN runs in fp32 with CUDNN_FMA_MATH (no tensor cores: the fair fp32 reference) and, as an
 // extra column, with CUDNN_DEFAULT_MATH (which may use TF32 tensor cores; the math it used is
-// printed). It reports; it never fails on a time.
+// printed). Rows marked (FFT) time our frequency-domain path (Conv2dAlgo::Fft) for forward and
+// backward data of the k > 1 layers against the same cuDNN reference. It reports; it never fails
+// on a time.
 //   bench_ops_cuda [--out results.md] [--reps N]
 #include <cublas_v2.h>
 #include <cudnn.h>
+#include <cufft.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -23,6 +26,7 @@
 #include "kernels/add.h"
 #include "kernels/concat.h"
 #include "kernels/conv2d.h"
+#include "kernels/conv2d_fft.h"
 #include "kernels/cuda_check.h"
 #include "kernels/device.h"
 #include "kernels/dropout.h"
@@ -267,20 +271,26 @@ void bench_conv(std::vector<Row>& rows, cudnnHandle_t dnn, void* dnn_ws, const C
   const size_t plane = size_t(s.h) * s.w;
   Buf x(s.n * s.c_in * plane, 11), w(size_t(s.c_out) * s.c_in * s.k * s.k, 12, -0.1f, 0.1f),
       y(s.n * s.c_out * plane, 13), dw(size_t(s.c_out) * s.c_in * s.k * s.k, 14), db(s.c_out, 15);
-  Buf ws(gpu::conv2d_workspace_floats(s), 16);
+  // The frequency-domain path (Conv2dAlgo::Fft, kernels/conv2d_fft.cu) for the k > 1 layers; its
+  // workspace also covers the direct kernels. Sizing it creates the cuFFT plans (untimed).
+  Conv2dShape sf = s;
+  sf.algo = Conv2dAlgo::Fft;
+  const bool fft = s.k > 1;
+  Buf ws(fft ? gpu::conv2d_workspace_floats(sf) : gpu::conv2d_workspace_floats(s), 16);
   const double flops = 2.0 * s.n * plane * s.c_out * double(s.c_in) * s.k * s.k;
   const std::string shape = conv_shape(s);
   struct Dirn {
     const char* name;
     Dir dir;
     std::function<void()> ours;
+    std::function<void()> ours_fft;  // empty: no FFT variant
   } dirs[] = {
-      {"conv2d forward", Dir::Forward,
-       [&] { gpu::conv2d_forward(s, x, w, nullptr, y, false, ws, nullptr); }},
-      {"conv2d backward data", Dir::BackwardData,
-       [&] { gpu::conv2d_backward_data(s, y, w, x, ws, nullptr); }},
+      {"conv2d forward", Dir::Forward, [&] { gpu::conv2d_forward(s, x, w, nullptr, y, false, ws, nullptr); },
+       [&] { gpu::conv2d_forward(sf, x, w, nullptr, y, false, ws, nullptr); }},
+      {"conv2d backward data", Dir::BackwardData, [&] { gpu::conv2d_backward_data(s, y, w, x, ws, nullptr); },
+       [&] { gpu::conv2d_backward_data(sf, y, w, x, ws, nullptr); }},
       {"conv2d backward weights", Dir::BackwardFilter,
-       [&] { gpu::conv2d_backward_weights(s, x, y, dw, nullptr, ws, nullptr); }},
+       [&] { gpu::conv2d_backward_weights(s, x, y, dw, nullptr, ws, nullptr); }, nullptr},
   };
   for (auto& d : dirs) {
     Row r;
@@ -302,6 +312,14 @@ void bench_conv(std::vector<Row>& rows, cudnnHandle_t dnn, void* dnn_ws, const C
       }
     }
     rows.push_back(r);
+    if (fft && d.ours_fft) {
+      // Same cuDNN reference as the direct row above (measured once); GFLOP/s are the direct
+      // convolution's FLOPs per second (effective rate), so the rows compare directly.
+      Row f = r;
+      f.op = std::string(d.name) + " (FFT)";
+      f.ours_ms = time_ms(d.ours_fft);
+      rows.push_back(f);
+    }
   }
   // Ours with the fused bias + ReLU epilogue (what the network runs), and dbias included.
   Row fused;
@@ -310,12 +328,58 @@ void bench_conv(std::vector<Row>& rows, cudnnHandle_t dnn, void* dnn_ws, const C
   fused.work = flops;
   fused.ours_ms = time_ms([&] { gpu::conv2d_forward(s, x, w, db, y, true, ws, nullptr); });
   rows.push_back(fused);
+  if (fft) {
+    Row f = fused;
+    f.op = "conv2d forward +bias+ReLU (FFT)";
+    f.ours_ms = time_ms([&] { gpu::conv2d_forward(sf, x, w, db, y, true, ws, nullptr); });
+    rows.push_back(f);
+  }
   Row wb;
   wb.op = "conv2d backward weights +dbias";
   wb.shape = shape;
   wb.work = flops;
   wb.ours_ms = time_ms([&] { gpu::conv2d_backward_weights(s, x, y, dw, db, ws, nullptr); });
   rows.push_back(wb);
+}
+
+// The cuFFT share of the FFT path: the three batched transforms of a forward (weights R2C, x R2C,
+// y C2R) and of a backward data (weights R2C, dy R2C, dx C2R) at conv2d_fft_size(s), on buffers of
+// the same sizes; the rest of the (FFT) row's time is our kernels (scatter, product, crop). Tells
+// the next optimization step where the time goes.
+void bench_fft_transforms(std::vector<Row>& rows, const Conv2dShape& s) {
+  const Conv2dFftSize sz = conv2d_fft_size(s);
+  const char* op = "bench cuFFT transforms";
+  const long long wplanes = (long long)s.c_out * s.c_in, in_planes = (long long)s.n * s.c_in,
+                  out_planes = (long long)s.n * s.c_out;
+  const long long most = std::max({wplanes, in_planes, out_planes});
+  Buf real(size_t(most) * sz.ph * sz.pw, 61), spec(2 * size_t(most) * sz.bins(), 62);
+  auto plan = [&](cufftType type, long long batch) {
+    cufftHandle h;
+    int n[2] = {sz.ph, sz.pw};
+    const bool r2c = type == CUFFT_R2C;
+    const int rd = sz.ph * sz.pw, cd = sz.bins();
+    CUFFT_CHECK(op, cufftPlanMany(&h, 2, n, nullptr, 1, r2c ? rd : cd, nullptr, 1, r2c ? cd : rd, type, int(batch)));
+    return h;
+  };
+  cufftHandle w_r2c = plan(CUFFT_R2C, wplanes), in_r2c = plan(CUFFT_R2C, in_planes),
+              out_r2c = plan(CUFFT_R2C, out_planes), in_c2r = plan(CUFFT_C2R, in_planes),
+              out_c2r = plan(CUFFT_C2R, out_planes);
+  auto r2c = [&](cufftHandle h) { CUFFT_CHECK(op, cufftExecR2C(h, real.p, reinterpret_cast<cufftComplex*>(spec.p))); };
+  // C2R overwrites its input: refill is not needed for timing (any finite data costs the same).
+  auto c2r = [&](cufftHandle h) { CUFFT_CHECK(op, cufftExecC2R(h, reinterpret_cast<cufftComplex*>(spec.p), real.p)); };
+  const double flops = 2.0 * s.n * double(s.h) * s.w * s.c_out * double(s.c_in) * s.k * s.k;
+  const std::string shape = conv_shape(s) + " P=" + std::to_string(sz.ph) + "x" + std::to_string(sz.pw);
+  Row f;
+  f.op = "conv2d forward (FFT): cuFFT part";
+  f.shape = shape;
+  f.work = flops;
+  f.ours_ms = time_ms([&] { r2c(w_r2c), r2c(in_r2c), c2r(out_c2r); });
+  rows.push_back(f);
+  Row b = f;
+  b.op = "conv2d backward data (FFT): cuFFT part";
+  b.ours_ms = time_ms([&] { r2c(w_r2c), r2c(out_r2c), c2r(in_c2r); });
+  rows.push_back(b);
+  for (cufftHandle h : {w_r2c, in_r2c, out_r2c, in_c2r, out_c2r}) cufftDestroy(h);
 }
 
 // 1x1 convolution as a batched GEMM: per image, Y [c_out, hw] = W [c_out, c_in] * X [c_in, hw]. In
@@ -507,6 +571,7 @@ int main(int argc, char** argv) {
       Conv2dShape s;
       s.n = 16, s.c_in = l[0], s.c_out = l[1], s.h = l[2], s.w = l[3], s.k = l[4];
       bench_conv(rows, dnn, dnn_ws, s);
+      if (s.k > 1) bench_fft_transforms(rows, s);
     }
     {
       Conv2dShape s;
@@ -533,7 +598,10 @@ int main(int argc, char** argv) {
               " warm-ups (CUDA events). Reference for convs: cuDNN fp32 with CUDNN_FMA_MATH (no tensor cores), "
               "fastest algorithm from cudnnFind*AlgorithmEx; the last column is cuDNN with CUDNN_DEFAULT_MATH, "
               "which may use TF32 tensor cores (the math it used is shown). Ours: forward without bias/ReLU and "
-              "backward weights without dbias when compared; the fused variants are listed separately.\n\n";
+              "backward weights without dbias when compared; the fused variants are listed separately. Rows "
+              "marked (FFT) run our frequency-domain path (Conv2dAlgo::Fft: cuFFT + our kernels, "
+              "kernels/conv2d_fft.cu) against the same cuDNN time as the direct row above them; their "
+              "GFLOP/s count the direct convolution's FLOPs (effective rate).\n\n";
     report += table(rows, ceil);
     std::printf("\n%s", report.c_str());
     if (!out_path.empty()) {
