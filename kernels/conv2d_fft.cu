@@ -37,6 +37,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -289,7 +290,7 @@ Regions carve(float* workspace, const Conv2dFftLayout& L, const char* op) {
   check_not_null(workspace, op, "workspace");
   // cuFFT and the 8-byte complex accesses need aligned buffers; regions are 256-byte multiples
   // from the start, and cudaMalloc (the backend's workspace) returns 256-byte aligned memory.
-  ISONET_CHECK(detail::aligned16(workspace) && (reinterpret_cast<uintptr_t>(workspace) & 255u) == 0, op,
+  ISONET_CHECK((reinterpret_cast<uintptr_t>(workspace) & 255u) == 0, op,
                ": workspace must be 256-byte aligned (as cudaMalloc returns it)");
   return {workspace + L.real, reinterpret_cast<FftComplex*>(workspace + L.data),
           reinterpret_cast<FftComplex*>(workspace + L.weight), reinterpret_cast<FftComplex*>(workspace + L.out),
