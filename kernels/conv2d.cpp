@@ -35,7 +35,10 @@
 #include <algorithm>
 #include <cstring>
 
+#include "kernels/conv2d_cpu.h"
 #include "kernels/conv2d_direct.h"
+#include "kernels/conv2d_fft.h"
+#include "kernels/error.h"
 #include "kernels/op_checks.h"
 
 namespace isonet::cpu {
@@ -49,13 +52,6 @@ constexpr size_t kColTileFloats = size_t(1) << 18;
 // Partial sums of the weight gradient (fixed, so the summation order never depends on threads).
 constexpr int kWeightChunks = 8;
 
-// Threads used by every conv call, fixed at the first use so that the workspace size reported by
-// conv2d_workspace_floats stays valid even if omp_set_num_threads is called later.
-int conv_threads() {
-  static const int threads = std::max(1, omp_get_max_threads());
-  return threads;
-}
-
 // Below this many multiply-adds a call runs on the calling thread alone: the team's start and
 // end barrier cost microseconds on idle cores and whole scheduler time slices on a loaded machine
 // (measured: the gradient-check test, thousands of tiny convs, took 7-16 s with 2 threads on an
@@ -63,10 +59,9 @@ int conv_threads() {
 // training batch is 10-100x above it.
 constexpr double kParallelMinMacs = double(1 << 24);
 
-// Threads for one call of shape s: conv_threads(), or 1 for small problems.
+// Threads for one spatial-domain call of shape s: conv_threads(), or 1 for small problems.
 int team_size(const Conv2dShape& s) {
-  const double macs = double(s.n) * s.c_in * s.c_out * s.k * s.k * s.h * s.w;
-  return macs >= kParallelMinMacs ? conv_threads() : 1;
+  return conv_team_size(double(s.n) * s.c_in * s.c_out * s.k * s.k * s.h * s.w);
 }
 
 // See the file comment: the conv threads itself, so each sgemm must run on the calling thread.
@@ -222,8 +217,43 @@ void gemm_backward_weights(const Conv2dShape& s, const float* x, const float* dy
 
 }  // namespace
 
+int conv_threads() {
+  static const int threads = std::max(1, omp_get_max_threads());
+  return threads;
+}
+
+int conv_team_size(double macs) { return macs >= kParallelMinMacs ? conv_threads() : 1; }
+
+void conv_bias_gradient(const Conv2dShape& s, const float* dy, float* dbias, int threads) {
+  const size_t plane = static_cast<size_t>(s.h) * s.w;
+#pragma omp parallel for schedule(static) num_threads(std::max(1, std::min(threads, s.c_out)))
+  for (int o = 0; o < s.c_out; ++o) {
+    double sum = 0.0;
+    for (int b = 0; b < s.n; ++b) {
+      const float* row = dy + (static_cast<size_t>(b) * s.c_out + o) * plane;
+      for (size_t i = 0; i < plane; ++i) sum += row[i];
+    }
+    dbias[o] = static_cast<float>(sum);
+  }
+}
+
+namespace {
+// Whether the entries below take the frequency-domain path for s (Conv2dShape::algo; Auto asks
+// the cost model of conv2d_fft.cpp). Every entry and conv2d_workspace_floats decide the same way.
+bool use_fft(const Conv2dShape& s, const char* op) {
+  switch (s.algo) {
+    case Conv2dAlgo::Direct: return false;
+    case Conv2dAlgo::Fft: return true;
+    case Conv2dAlgo::Auto: return conv2d_fft_preferred(s);
+  }
+  fail(op, ": unknown Conv2dAlgo value ", static_cast<int>(s.algo));
+}
+}  // namespace
+
 size_t conv2d_workspace_floats(const Conv2dShape& s) {
-  check_conv2d_shape(s, "conv2d_workspace_floats");
+  const char* op = "conv2d_workspace_floats";
+  check_conv2d_shape(s, op);
+  if (use_fft(s, op)) return conv2d_fft_workspace_floats(s);
   if (direct::supported(s)) {
     Conv2dShape t = s;  // backward data runs the forward kernel with c_in and c_out swapped
     std::swap(t.c_in, t.c_out);
@@ -238,6 +268,7 @@ void conv2d_forward(const Conv2dShape& s, const float* x, const float* weight, c
                     bool fuse_relu, float* workspace) {
   const char* op = "conv2d_forward";
   check_conv2d_shape(s, op);
+  if (use_fft(s, op)) return conv2d_fft_forward(s, x, weight, bias, y, fuse_relu, workspace);
   check_not_null(x, op, "x");
   check_not_null(weight, op, "weight");
   check_not_null(y, op, "y");
@@ -250,6 +281,7 @@ void conv2d_forward(const Conv2dShape& s, const float* x, const float* weight, c
 void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* weight, float* dx, float* workspace) {
   const char* op = "conv2d_backward_data";
   check_conv2d_shape(s, op);
+  if (use_fft(s, op)) return conv2d_fft_backward_data(s, dy, weight, dx, workspace);
   check_not_null(dy, op, "dy");
   check_not_null(weight, op, "weight");
   check_not_null(dx, op, "dx");
@@ -273,6 +305,7 @@ void conv2d_backward_weights(const Conv2dShape& s, const float* x, const float* 
                              float* workspace) {
   const char* op = "conv2d_backward_weights";
   check_conv2d_shape(s, op);
+  if (use_fft(s, op)) return conv2d_fft_backward_weights(s, x, dy, dweight, dbias, workspace);
   check_not_null(x, op, "x");
   check_not_null(dy, op, "dy");
   check_not_null(dweight, op, "dweight");
@@ -281,19 +314,7 @@ void conv2d_backward_weights(const Conv2dShape& s, const float* x, const float* 
     direct::backward_weights(s, x, dy, dweight, workspace, team_size(s));
   else
     gemm_backward_weights(s, x, dy, dweight, workspace);
-  if (dbias) {
-    const int plane = s.h * s.w;
-    // Double accumulation: n*h*w terms (262144 for a batch of 16 128x128 patches).
-#pragma omp parallel for schedule(static) num_threads(std::min(team_size(s), s.c_out))
-    for (int o = 0; o < s.c_out; ++o) {
-      double sum = 0.0;
-      for (int b = 0; b < s.n; ++b) {
-        const float* row = dy + (static_cast<size_t>(b) * s.c_out + o) * plane;
-        for (int i = 0; i < plane; ++i) sum += row[i];
-      }
-      dbias[o] = static_cast<float>(sum);
-    }
-  }
+  if (dbias) conv_bias_gradient(s, dy, dbias, team_size(s));
 }
 
 }  // namespace isonet::cpu
