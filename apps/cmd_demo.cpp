@@ -46,10 +46,11 @@ DemoResult run_demo(const DemoOptions& opt) {
   const int rl_iterations = opt.rl_iterations > 0 ? opt.rl_iterations : 20;
   const double S = 8.0;
   const std::string psf = "gaussian:2,8";
-  make_dir(opt.out_dir);
-  const std::string dir = opt.out_dir + "/";
+  // The device first: asking for one that is not there must leave no output directory behind.
   const Device device = select_device(opt.device);
   const std::string dev = device_name(device);
+  make_dir(opt.out_dir);
+  const std::string dir = opt.out_dir + "/";
   out << "demo: " << size << "^3 nuclei, PSF " << psf << " px, S = 8, IsoNet-2 (split PSF), " << steps
       << " steps of batch " << batch << " (" << patch << "x" << patch << "), device " << dev << ", into " << dir
       << "\n\n== simulate\n";

@@ -1,8 +1,6 @@
 // test_app_commands.cpp: the smaller commands (psf, eval, preview, deconv), the progress line,
 // and the `isonet` program's exit codes and error format (when the program is built next to
 // this test, as in a normal build tree).
-#include <unistd.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -42,17 +40,6 @@ std::string read_text(const std::string& path) {
   std::stringstream ss;
   ss << f.rdbuf();
   return ss.str();
-}
-
-// The `isonet` program of this build tree (../apps/isonet next to the tests), or "".
-std::string isonet_program() {
-  char buf[4096];
-  const ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
-  if (n <= 0) return "";
-  std::string exe(buf, size_t(n));
-  const std::string dir = exe.substr(0, exe.rfind('/'));
-  const std::string prog = dir + "/../apps/isonet";
-  return access(prog.c_str(), X_OK) == 0 ? prog : "";
 }
 
 }  // namespace
@@ -184,7 +171,7 @@ TEST_CASE("progress line format") {
 }
 
 TEST_CASE("isonet program: exit codes and error format") {
-  const std::string prog = isonet_program();
+  const std::string prog = test::isonet_program();
   if (prog.empty()) {
     MESSAGE("the isonet program is not built next to this test; skipping the exit-code checks");
     return;

@@ -5,6 +5,7 @@
 
 #include <dirent.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
@@ -124,6 +125,16 @@ inline std::string find_python(const std::string& modules) {
     if (std::system((py + " -c 'import " + modules + "' >/dev/null 2>&1").c_str()) == 0) return py;
   }
   return "";
+}
+
+// The `isonet` program of this build tree (../apps/isonet next to the test programs), or "".
+inline std::string isonet_program() {
+  char buf[4096];
+  const ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n <= 0) return "";
+  const std::string exe(buf, size_t(n));
+  const std::string prog = exe.substr(0, exe.rfind('/')) + "/../apps/isonet";
+  return access(prog.c_str(), X_OK) == 0 ? prog : "";
 }
 
 // The message of the isonet::Error that f throws, or "" when it throws none.
