@@ -559,33 +559,42 @@ void product(const Geometry& g, const Product& p, bool conj) {
 
 // ---- cost model -------------------------------------------------------------------------------
 
-// Seconds on one core of the development machine (calibration in
-// bench/results/2026-11-23_cpu_conv_fft.md): direct kernels per multiply-add; FFT path per data
-// plane transform (per point * log2 points), per kernel-DFT complex multiply-add, per product
-// complex multiply-add, per byte of spectra written and read back.
+// Seconds per call on one core of the development machine (Zen 4 VM), each pass alike (forward,
+// backward data and backward weights make the same transforms and products). Fitted to the
+// fastest of 3 single-threaded runs of bench_conv_cpu over the IsoNet-1/2 layers at batch 1, 4,
+// 16 and sides 32..128 plus small shapes (bench/results/2026-11-23_cpu_conv_fft.md): median
+// error 17%, at most 44%. FFT path: FFTW transforms per point*log2(points) of the n*(c_in+c_out)
+// data planes; the per-bin products per complex multiply-add; the spectra written and read
+// back, per byte, the data planes' and the kernels' (scattered stores, costlier) apart; a fixed
+// cost per call. The kernel DFT's arithmetic fits to ~0 beside the kernel spectra's memory
+// traffic (the two grow together), so it has no term of its own.
+constexpr double kFftSecPerPointLog = 1.78e-10;
+constexpr double kProductSecPerCmac = 1.81e-10;
+constexpr double kDataSpectraSecPerByte = 0.61e-10;
+constexpr double kKernelSpectraSecPerByte = 1.06e-10;
+constexpr double kFftSecPerCall = 1.7e-6;
+// Direct path per multiply-add: the AVX2 kernels (k = 3, 5, 7) reach ~50 GMAC/s per core on wide
+// layers and about half with one input or output channel; im2col + sgemm (other k) ~20.
 constexpr double kDirectSecPerMac = 1.0 / 50e9;
-constexpr double kIm2colSecPerMac = 1.0 / 25e9;
-constexpr double kFftSecPerPointLog = 0.45e-9;
-constexpr double kKernelDftSecPerCmac = 0.12e-9;
-constexpr double kProductSecPerCmac = 0.10e-9;
-constexpr double kSpectraSecPerByte = 0.12e-9;
+constexpr double kDirectThinSecPerMac = 1.0 / 25e9;
+constexpr double kIm2colSecPerMac = 1.0 / 20e9;
 
 double fft_seconds(const Conv2dShape& s) {
   const Geometry g = geometry(s);
   const double points = double(g.ph) * g.pw;
   const double data_planes = double(s.n) * (s.c_in + s.c_out);
   const double kernel_planes = double(s.c_in) * s.c_out;
-  const double transforms = data_planes * points * std::log2(std::max(2.0, points)) * kFftSecPerPointLog;
-  const double kernel_dft = kernel_planes * double(s.k) * (g.ph + s.k) * g.bw * kKernelDftSecPerCmac;
-  const double products = double(s.n) * s.c_in * s.c_out * g.nb * kProductSecPerCmac;
-  const double memory = (data_planes + kernel_planes) * g.nb * 8.0 * 2.0 * kSpectraSecPerByte;
-  return transforms + kernel_dft + products + memory;
+  const double spectrum_bytes = double(g.nb) * 2 * sizeof(float) * 2;  // written, then read
+  return data_planes * points * std::log2(std::max(2.0, points)) * kFftSecPerPointLog +
+         double(s.n) * s.c_in * s.c_out * g.nb * kProductSecPerCmac +
+         data_planes * spectrum_bytes * kDataSpectraSecPerByte +
+         kernel_planes * spectrum_bytes * kKernelSpectraSecPerByte + kFftSecPerCall;
 }
 
 double direct_seconds(const Conv2dShape& s) {
   const double macs = double(s.n) * s.c_in * s.c_out * s.k * s.k * s.h * s.w;
-  const bool direct_kernel = s.k == 3 || s.k == 5 || s.k == 7;
-  return macs * (direct_kernel ? kDirectSecPerMac : kIm2colSecPerMac);
+  if (s.k != 3 && s.k != 5 && s.k != 7) return macs * kIm2colSecPerMac;
+  return macs * (s.c_in == 1 || s.c_out == 1 ? kDirectThinSecPerMac : kDirectSecPerMac);
 }
 
 // ---- the three passes -----------------------------------------------------------------------------
@@ -648,7 +657,10 @@ void check_pointers(const char* op, std::initializer_list<std::pair<const void*,
 
 bool conv2d_fft_preferred(const Conv2dShape& s) {
   check_conv2d_shape(s, "conv2d_fft_preferred");
-  // FFT only when clearly ahead: the model's error is ~20%, and a tie is better left direct.
+  // A 1x1 conv has no spatial sum to save: the FFT would do the same channel products per bin
+  // plus the transforms. Otherwise FFT only when clearly ahead: the model's typical error is
+  // ~20%, and a tie is better left to the direct path (no transform rounding, less memory).
+  if (s.k == 1) return false;
   return fft_seconds(s) < 0.8 * direct_seconds(s);
 }
 
