@@ -54,6 +54,7 @@
 #                             that no longer fit are listed as not run
 #   ISONET_BENCH_RESERVE      seconds kept for the benchmarks while the sanitizers run (default 150)
 #   ISONET_CTEST_JOBS         ctest parallelism (default 4)
+#   ISONET_RUN_BENCH          0 skips both benchmarks (e.g. a follow-up call for the heavy racecheck cases)
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 # shellcheck source=bench/gpu_build.sh
@@ -70,6 +71,7 @@ mkdir -p "$logs" "$(dirname "$summary")"
 per_run=${ISONET_SANITIZER_TIMEOUT:-90}
 san_budget=${ISONET_SANITIZER_BUDGET:-200}
 bench_reserve=${ISONET_BENCH_RESERVE:-150}
+[[ "${ISONET_RUN_BENCH:-1}" == 0 ]] && bench_reserve=0
 
 # Racecheck selection: per program, doctest test-case name patterns (doctest wildcards * and ?),
 # one per line, each matching case raced in its own run; ALL = the whole program in one run;
@@ -334,7 +336,9 @@ write_summary
 
 # 5. benchmarks
 t0=$(now)
-if [[ -x "$GPU_BUILD"/bench/bench_ops_cuda ]]; then
+if [[ "${ISONET_RUN_BENCH:-1}" == 0 ]]; then
+  record benchmarks "not run (ISONET_RUN_BENCH=0)"
+elif [[ -x "$GPU_BUILD"/bench/bench_ops_cuda ]]; then
   out_md="$logs/bench_ops_cuda.md"
   lim=$(limit 150 90)
   if ((lim < 20)); then
@@ -350,7 +354,7 @@ else
 fi
 write_summary
 t0=$(now)
-if [[ -x bench/run_model_bench.sh ]]; then
+if [[ "${ISONET_RUN_BENCH:-1}" != 0 && -x bench/run_model_bench.sh ]]; then
   out_md="$logs/model_bench.md"
   lim=$(limit 180 15)
   if ((lim < 30)); then
