@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # make_device_deps.sh: collects the headers and shared libraries of isonet's Debian dependencies
 # into one folder (default .device-carry/deps) so that a GPU machine without these packages can
-# build and run the project: pass the folder as ISONET_DEPS_PREFIX to bench/gpu_check.sh.
+# build and run the project (every program: tests, benches, the isonet app), and bundles it as
+# .device-carry/deps.tar.xz next to a copy of the real test data (.device-carry/shared). On the
+# device, scripts/device_env.sh unpacks both and passes the folder as ISONET_DEPS_PREFIX to
+# bench/gpu_build.sh (the build step of bench/gpu_check.sh and bench/gpu_demo.sh).
 # Runtime dependencies of the libraries (libtiff's codecs, OpenBLAS's gfortran) come along, found
 # with ldd; the C/C++ runtime and CUDA libraries do not (the GPU machine has its own).
 set -euo pipefail
