@@ -31,10 +31,14 @@
 #   conv shape grid, a heavy case below)
 #   test_cuda_deconvolve, test_cuda_fft_convolve: whole (cuFFT and elementwise kernels only;
 #     both passed racecheck whole within 60 s in run 2);
+#   test_cuda_conv_fft: the dispatch case (FFT forward through cuFFT plus its own scatter /
+#     weight-wrap / per-bin product / crop kernels, which use no shared memory, and the direct
+#     K = 5 kernel); its shape grid and IsoNet-2 batch-16 cases are heavy (cuFFT's kernels use
+#     shared memory), its error and two-thread cases add no kernel work;
 #   test_cuda_app: none (it drives the same kernels through the app, on larger volumes);
-#   any other test_cuda_* program (test_cuda_conv_fft, ...): every case, each in its own run.
+#   any other test_cuda_* program: every case, each in its own run.
 # Heavy cases (RACE_EXTRA: the conv shape grid up to IsoNet-2's 16x48->16 at 128x128, the
-# bitwise-determinism case, 20 IsoNet-2 training steps) run last and only with time left; the
+# bitwise-determinism case, 20 IsoNet-2 training steps, the FFT conv grid and batch-16 layers) run last and only with time left; the
 # summary says which ran, which passed, and which stopped at the limit (a stopped run still lists
 # the hazards it reported before the stop). A case runs in its own compute-sanitizer process
 # (doctest -tc=<its name>) so one slow case cannot hide the others' results.
@@ -82,10 +86,17 @@ declare -A RACE_CORE=(
   [test_cuda_deconvolve]=ALL
   [test_cuda_fft_convolve]=ALL
   [test_cuda_app]=NONE
+  [test_cuda_conv_fft]=$'*the dispatch runs the FFT path*'
 )
 declare -A RACE_EXTRA=(
   [test_cuda_ops_parity]=$'*bitwise reproducible*\n*over the shape grid*'
   [test_cuda_model_parity]=$'*IsoNet-2, 20 training steps*'
+  [test_cuda_conv_fft]=$'*over the shape grid*\n*7x7 layers at batch 16*'
+)
+# Why a program's cases outside both lists are left out (for the summary).
+declare -A RACE_LEFT_OUT=(
+  [test_cuda_ops_parity]="launches no kernel that uses shared memory"
+  [test_cuda_conv_fft]="the dispatch case runs the same kernels; this one adds error paths or host threads"
 )
 
 status=()      # "step: result (seconds)" lines
@@ -202,9 +213,15 @@ fi
 write_summary
 
 # 3.-6. compute-sanitizer
+# Programs in the order of what matters most when time runs short (the open racecheck of the ops
+# parity program first), then any others in name order.
 programs=()
+for name in test_cuda_ops_parity test_cuda_model_parity test_cuda_conv_fft test_cuda_deconvolve \
+            test_cuda_fft_convolve test_cuda_app; do
+  [[ -x "$GPU_BUILD/tests/$name" ]] && programs+=("$GPU_BUILD/tests/$name")
+done
 for exe in "$GPU_BUILD"/tests/test_cuda_*; do
-  [[ -x "$exe" && -f "$exe" ]] && programs+=("$exe")
+  [[ -x "$exe" && -f "$exe" && " ${programs[*]} " != *" $exe "* ]] && programs+=("$exe")
 done
 
 # doctest case names of a program, one per line.
@@ -309,7 +326,7 @@ record_not_raced() {
       # shellcheck disable=SC2053
       [[ -n "$pattern" && "$c" == $pattern ]] && hit=1
     done <<<"$sel"
-    ((hit)) || not_raced+=("$name: $c (not selected: launches no kernel that uses shared memory)")
+    ((hit)) || not_raced+=("$name: $c (not selected: ${RACE_LEFT_OUT[$name]:-see the header of bench/gpu_check.sh})")
   done < <(list_cases "$exe")
 }
 
