@@ -14,18 +14,9 @@
 
 #include "imaging/fft_convolve_backend.h"
 #include "kernels/error.h"
+#include "kernels/fft_util.h"
 
 namespace isonet {
-
-int next_fast_fft_size(int n) {
-  ISONET_CHECK(n >= 1, "next_fast_fft_size: size must be >= 1, got ", n);
-  for (int m = n;; ++m) {
-    int r = m;
-    for (int p : {2, 3, 5, 7})
-      while (r % p == 0) r /= p;
-    if (r == 1) return m;
-  }
-}
 
 namespace detail {
 
@@ -74,13 +65,6 @@ std::vector<float> wrap_kernel(const FftGeometry& g, const Volume& kernel) {
 }
 
 namespace {
-
-// FFTW's planner keeps global state: creating and destroying plans must be serialized
-// (execution with the new-array interface is thread-safe).
-std::mutex& fftw_planner_mutex() {
-  static std::mutex m;
-  return m;
-}
 
 struct FftwFree {
   void operator()(void* p) const { fftwf_free(p); }

@@ -18,11 +18,9 @@
 
 #include "imaging/volume.h"
 #include "kernels/device.h"
+#include "kernels/fft_util.h"  // next_fast_fft_size
 
 namespace isonet {
-
-// Smallest n' >= n whose only prime factors are 2, 3, 5 and 7.
-int next_fast_fft_size(int n);
 
 // Convolver for a fixed image size and kernel: the kernel's transform (OTF) and the FFT plans
 // are computed once and reused for every call (the cache for repeated use, e.g. Richardson-Lucy

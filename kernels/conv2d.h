@@ -1,6 +1,7 @@
 // conv2d.h: 2D convolution, stride 1, odd square kernel, 'same' zero padding (k/2), with bias.
-// CPU twin in conv2d.cpp (direct AVX2 kernels in conv2d_direct.cpp for k = 3, 5, 7; im2col +
-// OpenBLAS sgemm otherwise), CUDA kernels in conv2d.cu.
+// CPU twin in conv2d.cpp: spatial paths (direct AVX2 kernels in conv2d_direct.cpp for k = 3, 5, 7;
+// im2col + OpenBLAS sgemm otherwise) and the frequency-domain path (FFTW, conv2d_fft.cpp), chosen
+// per call by Conv2dShape::algo. CUDA kernels in conv2d.cu (and conv2d_fft.cu).
 // This is cross-correlation, as in PyTorch/Keras: y[o,i,j] = b[o] + sum_c,u,v w[o,c,u,v] x[c,i+u-k/2,j+v-k/2].
 #pragma once
 #include <cstddef>
@@ -9,12 +10,21 @@
 
 namespace isonet {
 
+// Which algorithm computes the convolution (same result up to rounding; see conv2d_fft.h).
+//   Auto:   the implementation picks (CPU: the FFT cost model of conv2d_fft.h; CUDA: direct, until
+//           the CUDA FFT path has been verified and benchmarked on a GPU).
+//   Direct: spatial loops (CPU: AVX2 direct kernels or im2col + sgemm; CUDA: the direct kernels).
+//   Fft:    frequency domain (conv2d_fft.h); forward and backward-data on both devices, backward
+//           weights on the CPU (the CUDA backward weights is always direct).
+enum class Conv2dAlgo { Auto, Direct, Fft };
+
 struct Conv2dShape {
   int n = 1;      // batch
   int c_in = 1;   // input channels
   int c_out = 1;  // output channels
   int h = 1, w = 1;  // spatial size (input == output)
   int k = 1;      // kernel size, odd
+  Conv2dAlgo algo = Conv2dAlgo::Auto;
 };
 
 // Throws isonet::Error naming `op` when the shape is invalid (non-positive sizes, even k).
@@ -25,7 +35,10 @@ namespace cpu {
 // the first call of any function below (fixed from then on, so a workspace sized earlier stays
 // valid). Its GEMMs run single-threaded inside that team: a call that uses sgemm (1x1, or builds
 // without AVX2) sets OpenBLAS to 1 thread for the process.
-// Floats of scratch memory the CPU conv functions need for shape s.
+// Floats of scratch memory the CPU conv functions need for shape s, for the algorithm they will
+// use (s.algo; Auto: conv2d_fft_preferred(s)). The FFT path needs much more (the spectra of all
+// n*c_in + n*c_out + c_in*c_out planes, ~5-6 bytes per padded pixel each: 165 MB for IsoNet-2's
+// dec1 at a batch of 16 x 128^2) than the direct one (a few MB).
 size_t conv2d_workspace_floats(const Conv2dShape& s);
 // x [n,c_in,h,w], weight [c_out,c_in,k,k], bias [c_out] or nullptr -> y [n,c_out,h,w] (overwritten).
 // fuse_relu applies max(0, .) in the epilogue.
