@@ -4,9 +4,10 @@
 // (+ dbias), and what Conv2dAlgo::Auto picks (the cost model conv2d_fft_preferred). Used to
 // calibrate that model and to record the gains (bench/results/2026-11-23_cpu_conv_fft.md).
 //
-//   bench_conv_cpu [--set models|small|all] [--reps N] [--threads T] [--csv]
-// --set models: every conv of IsoNet-1 and IsoNet-2 (nn/README.md) for input sides 32, 64, 128 and
-//   batch 1, 4, 16; small: the tiny shapes of the tests plus a few mid-size ones; all: both.
+//   bench_conv_cpu [--set models|small|all] [--batches 1,4,16] [--sides 32,64,128] [--reps N]
+//                  [--threads T] [--csv]
+// --set models: every conv of IsoNet-1 and IsoNet-2 (nn/README.md) for the given input sides and
+//   batches; small: the tiny shapes of the tests plus a few mid-size ones; all: both.
 // Each time is the fastest of N runs (default 3) after one warm-up run: on a machine shared with
 // other jobs the minimum is the least disturbed estimate of what the code costs. --csv prints one
 // machine-readable line per shape instead of the Markdown table. It never fails on a time.
@@ -92,6 +93,22 @@ Times time_algo(Conv2dShape s, Conv2dAlgo a, int reps) {
   return t;
 }
 
+std::vector<int> parse_list(const char* flag, const std::string& text) {
+  std::vector<int> out;
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    const size_t comma = std::min(text.find(',', pos), text.size());
+    const std::string item = text.substr(pos, comma - pos);
+    char* end = nullptr;
+    const long v = std::strtol(item.c_str(), &end, 10);
+    ISONET_CHECK(!item.empty() && *end == '\0' && v >= 1 && v <= 4096, flag,
+                 " needs a comma-separated list of integers 1..4096, got '", text, "'");
+    out.push_back(int(v));
+    pos = comma + 1;
+  }
+  return out;
+}
+
 int parse_int(const char* flag, const char* text) {
   char* end = nullptr;
   const long v = std::strtol(text, &end, 10);
@@ -107,6 +124,7 @@ int main(int argc, char** argv) {
     std::string set = "all";
     int reps = 3;
     bool csv = false;
+    std::vector<int> batches = {1, 4, 16}, sides = {32, 64, 128};
     for (int i = 1; i < argc; ++i) {
       const std::string a = argv[i];
       auto value = [&]() -> const char* {
@@ -116,6 +134,10 @@ int main(int argc, char** argv) {
       if (a == "--set") {
         set = value();
         ISONET_CHECK(set == "models" || set == "small" || set == "all", "--set must be models, small or all");
+      } else if (a == "--batches") {
+        batches = parse_list("--batches", value());
+      } else if (a == "--sides") {
+        sides = parse_list("--sides", value());
       } else if (a == "--reps") {
         reps = parse_int("--reps", value());
       } else if (a == "--threads") {
@@ -123,36 +145,37 @@ int main(int argc, char** argv) {
       } else if (a == "--csv") {
         csv = true;
       } else {
-        fail("unknown argument '", a, "'\nusage: bench_conv_cpu [--set models|small|all] [--reps N] [--threads T] [--csv]");
+        fail("unknown argument '", a,
+             "'\nusage: bench_conv_cpu [--set models|small|all] [--batches 1,4,16] [--sides 32,64,128] [--reps N] "
+             "[--threads T] [--csv]");
       }
     }
     std::vector<Layer> layers;
     if (set != "small")
-      for (int n : {1, 4, 16})
-        for (int side : {32, 64, 128})
+      for (int n : batches)
+        for (int side : sides)
           for (const Layer& l : model_layers(n, side)) layers.push_back(l);
     if (set != "models")
       for (const Layer& l : small_layers()) layers.push_back(l);
-    std::printf(csv ? "name,n,c_in,c_out,h,w,k,ph,pw,direct_fwd,direct_bwd_data,direct_bwd_weights,fft_fwd,"
+    std::printf(csv ? "name,n,c_in,c_out,h,w,k,direct_fwd,direct_bwd_data,direct_bwd_weights,fft_fwd,"
                       "fft_bwd_data,fft_bwd_weights,auto_fft\n"
                     : "threads %d, fastest of %d after 1 warm-up, ms\n\n"
-                      "| layer | n | c_in->c_out | h x w | k | FFT size | direct fwd / bwd data / bwd weights | "
+                      "| layer | n | c_in->c_out | h x w | k | direct fwd / bwd data / bwd weights | "
                       "FFT fwd / bwd data / bwd weights | direct/FFT (sum) | Auto |\n"
-                      "|---|---|---|---|---|---|---|---|---|---|\n",
+                      "|---|---|---|---|---|---|---|---|---|\n",
                 omp_get_max_threads(), reps);
     for (const Layer& l : layers) {
       const Conv2dShape& s = l.s;
-      const Conv2dFftSize p = conv2d_fft_size(s);
       const Times d = time_algo(s, Conv2dAlgo::Direct, reps);
       const Times f = time_algo(s, Conv2dAlgo::Fft, reps);
       const bool pick = cpu::conv2d_fft_preferred(s);
       if (csv)
-        std::printf("%s,%d,%d,%d,%d,%d,%d,%d,%d,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%d\n", l.name.c_str(), s.n, s.c_in,
-                    s.c_out, s.h, s.w, s.k, p.ph, p.pw, d.fwd, d.bwd_data, d.bwd_weights, f.fwd, f.bwd_data,
+        std::printf("%s,%d,%d,%d,%d,%d,%d,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%d\n", l.name.c_str(), s.n, s.c_in,
+                    s.c_out, s.h, s.w, s.k, d.fwd, d.bwd_data, d.bwd_weights, f.fwd, f.bwd_data,
                     f.bwd_weights, pick ? 1 : 0);
       else
-        std::printf("| %s | %d | %d->%d | %dx%d | %d | %dx%d | %.3f / %.3f / %.3f | %.3f / %.3f / %.3f | %.2f | %s |\n",
-                    l.name.c_str(), s.n, s.c_in, s.c_out, s.h, s.w, s.k, p.ph, p.pw, d.fwd, d.bwd_data,
+        std::printf("| %s | %d | %d->%d | %dx%d | %d | %.3f / %.3f / %.3f | %.3f / %.3f / %.3f | %.2f | %s |\n",
+                    l.name.c_str(), s.n, s.c_in, s.c_out, s.h, s.w, s.k, d.fwd, d.bwd_data,
                     d.bwd_weights, f.fwd, f.bwd_data, f.bwd_weights, d.total() / f.total(), pick ? "FFT" : "direct");
       std::fflush(stdout);
     }

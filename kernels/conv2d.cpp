@@ -1,7 +1,14 @@
-// conv2d.cpp: CPU twin of the 'same' 2D convolution (conv2d.h): the public entries, and the
-// im2col + OpenBLAS sgemm path. Kernel sizes 3, 5 and 7 go to the direct AVX2 kernels of
-// conv2d_direct.cpp when the build has AVX2/FMA (about 1.5-2x faster there); 1x1 and other sizes,
-// and builds without AVX2, use im2col + sgemm below.
+// conv2d.cpp: CPU twin of the 'same' 2D convolution (conv2d.h): the public entries, the choice
+// of algorithm, and the im2col + OpenBLAS sgemm path.
+//
+// Algorithm (Conv2dShape::algo): Fft goes to the frequency-domain path of conv2d_fft.cpp, Direct
+// to the spatial paths below, Auto asks conv2d_fft_preferred(s) (a shape-only cost model, so a
+// layer always takes the same path and conv2d_workspace_floats sizes the scratch for it). On the
+// development machine Auto picks FFT for IsoNet-2's 7x7 layers with >= 16 channels at a training
+// batch (1.4-2.6x faster per conv) and the spatial paths for small batches, thin layers and 1x1.
+// Spatial paths: kernel sizes 3, 5 and 7 go to the direct AVX2 kernels of conv2d_direct.cpp when
+// the build has AVX2/FMA (about 1.5-2x faster there than im2col); 1x1 and other sizes, and builds
+// without AVX2, use im2col + sgemm below.
 //
 // im2col path:
 // Work is cut into items = (image, tile of output rows). Per item:

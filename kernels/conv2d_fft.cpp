@@ -125,28 +125,40 @@ struct Geometry {
   size_t set_floats(int planes) const { return size_t(blocks) * planes * 2 * bb; }
 };
 
-// The CPU path's padded length for a bound n (h + k/2 or w + k/2): the smallest even m >= n of
-// the form 2^a 3^b 5^c with b <= 2 and c <= 1. Any m >= n is exact (conv2d_fft.h); this one is
-// often larger than conv2d_fft_size's 7-smooth choice because FFTW (FFTW_ESTIMATE, single
-// precision) is much slower on sizes with factors 3^3, 5^2 or 7: measured per 2D r2c + c2r
-// pair, 135x135 (3^3*5) 79 us against 32 us for 144x144, 70x70 14 us against 9.9 us for 72x72,
-// 35x35 4.5 us against 3.4 us for 36x36; the larger size costs a few percent more bins in the
-// product.
-int cpu_fft_length(int n) {
-  for (int m = std::max(2, n + (n & 1));; m += 2) {
-    int r = m, threes = 0, fives = 0;
-    while (r % 2 == 0) r /= 2;
-    while (r % 3 == 0) r /= 3, ++threes;
-    while (r % 5 == 0) r /= 5, ++fives;
-    if (r == 1 && threes <= 2 && fives <= 1) return m;
-  }
-}
+// FFTW's speed per size: ns per point*log2(points) of one m x m real transform (r2c or c2r,
+// FFTW_ESTIMATE, single precision), measured on the development machine for every 7-smooth m up
+// to 512 (fastest of 5 rounds; rounds agreed within 10%). It varies ~3x between neighbouring
+// sizes (144: 0.107, 135: 0.307; 72: 0.152, 70: 0.225), so the padded size is chosen with it.
+struct FftwLength {
+  int m;
+  float ns;
+};
+constexpr FftwLength kFftwLengths[] = {
+    // clang-format off
+    {2, 1.377f}, {3, 0.540f}, {4, 0.360f}, {5, 0.283f}, {6, 0.171f}, {7, 0.195f}, {8, 0.149f}, 
+    {9, 0.214f}, {10, 0.142f}, {12, 0.127f}, {14, 0.223f}, {15, 0.162f}, {16, 0.168f}, {18, 0.410f}, 
+    {20, 0.146f}, {21, 0.482f}, {24, 0.313f}, {25, 0.247f}, {27, 0.404f}, {28, 0.286f}, {30, 0.500f}, 
+    {32, 0.149f}, {35, 0.351f}, {36, 0.239f}, {40, 0.357f}, {42, 0.234f}, {45, 0.326f}, {48, 0.218f}, 
+    {49, 0.326f}, {50, 0.260f}, {54, 0.242f}, {56, 0.172f}, {60, 0.321f}, {63, 0.294f}, {64, 0.147f}, 
+    {70, 0.225f}, {72, 0.152f}, {75, 0.291f}, {80, 0.122f}, {81, 0.282f}, {84, 0.158f}, {90, 0.223f}, 
+    {96, 0.234f}, {98, 0.182f}, {100, 0.139f}, {105, 0.341f}, {108, 0.172f}, {112, 0.165f}, {120, 0.142f}, 
+    {125, 0.315f}, {126, 0.213f}, {128, 0.147f}, {135, 0.307f}, {140, 0.187f}, {144, 0.107f}, {147, 0.375f}, 
+    {150, 0.172f}, {160, 0.112f}, {162, 0.237f}, {168, 0.165f}, {175, 0.301f}, {180, 0.142f}, {189, 0.357f}, 
+    {192, 0.124f}, {196, 0.158f}, {200, 0.116f}, {210, 0.223f}, {216, 0.166f}, {224, 0.173f}, {225, 0.289f}, 
+    {240, 0.112f}, {243, 0.328f}, {245, 0.314f}, {250, 0.157f}, {252, 0.148f}, {256, 0.118f}, {270, 0.251f}, 
+    {280, 0.176f}, {288, 0.120f}, {294, 0.176f}, {300, 0.133f}, {315, 0.311f}, {320, 0.103f}, {324, 0.176f}, 
+    {336, 0.178f}, {343, 0.320f}, {350, 0.225f}, {360, 0.172f}, {375, 0.312f}, {378, 0.211f}, {384, 0.123f}, 
+    {392, 0.167f}, {400, 0.098f}, {405, 0.302f}, {420, 0.162f}, {432, 0.162f}, {441, 0.311f}, {448, 0.172f}, 
+    {450, 0.213f}, {480, 0.162f}, {486, 0.208f}, {490, 0.194f}, {500, 0.137f}, {504, 0.166f}, {512, 0.121f}
+    // clang-format on
+};
+constexpr int kMaxListedLength = 512;
+constexpr float kUnlistedNs = 0.3f;  // past the table: next_fast_fft_size, assumed a slow size
 
-Geometry geometry(const Conv2dShape& s) {
-  check_conv2d_shape(s, "conv2d_fft");
+Geometry make_geometry(const Conv2dShape& s, int ph, int pw) {
   Geometry g;
-  g.ph = cpu_fft_length(s.h + s.k / 2);
-  g.pw = cpu_fft_length(s.w + s.k / 2);
+  g.ph = ph;
+  g.pw = pw;
   g.bw = g.pw / 2 + 1;
   g.bwp = round_up(g.bw, kLanes);
   g.nb = g.ph * g.bwp;
@@ -159,6 +171,42 @@ Geometry geometry(const Conv2dShape& s) {
   g.blocks = (g.nb + g.bb - 1) / g.bb;
   return g;
 }
+
+double fft_seconds(const Conv2dShape& s, const Geometry& g, double transform_ns);
+
+// Padded length candidates for a bound n: the listed lengths in [n, n + max(8, n/2)], or the one
+// 7-smooth length past the table. f(m, ns) is called for each.
+template <typename F>
+void for_each_length(int n, const F& f) {
+  if (n > kMaxListedLength) return f(next_fast_fft_size(n), kUnlistedNs);
+  for (const FftwLength& l : kFftwLengths)
+    if (l.m >= n && l.m <= n + std::max(8, n / 2)) f(l.m, l.ns);
+}
+
+// The geometry of shape s: the padded size (ph, pw) >= (h + k/2, w + k/2) that the cost model
+// below expects to be fastest for this shape (a larger but FFTW-friendly size often wins: the
+// transforms get cheaper while the products grow with the bins). Any such size is exact
+// (conv2d_fft.h), so this is only about speed; conv2d_fft_size's 7-smooth minimum (used by the
+// CUDA path) is one of the candidates. Deterministic: shape in, size out.
+struct Choice {
+  Geometry g;
+  double seconds;  // the cost model's estimate for this geometry
+};
+
+Choice choose(const Conv2dShape& s) {
+  check_conv2d_shape(s, "conv2d_fft");
+  Choice best{};
+  for_each_length(s.h + s.k / 2, [&](int ph, float ns_h) {
+    for_each_length(s.w + s.k / 2, [&](int pw, float ns_w) {
+      const Geometry g = make_geometry(s, ph, pw);
+      const double t = fft_seconds(s, g, std::sqrt(double(ns_h) * ns_w));
+      if (best.g.ph == 0 || t < best.seconds) best = {g, t};  // ties: the smaller size
+    });
+  });
+  return best;
+}
+
+Geometry geometry(const Conv2dShape& s) { return choose(s).g; }
 
 // ---- FFTW plans -------------------------------------------------------------------------------
 
@@ -561,31 +609,34 @@ void product(const Geometry& g, const Product& p, bool conj) {
 
 // Seconds per call on one core of the development machine (Zen 4 VM), each pass alike (forward,
 // backward data and backward weights make the same transforms and products). Fitted to the
-// fastest of 3 single-threaded runs of bench_conv_cpu over the IsoNet-1/2 layers at batch 1, 4,
-// 16 and sides 32..128 plus small shapes (bench/results/2026-11-23_cpu_conv_fft.md): median
-// error 17%, at most 44%. FFT path: FFTW transforms per point*log2(points) of the n*(c_in+c_out)
-// data planes; the per-bin products per complex multiply-add; the spectra written and read
-// back, per byte, the data planes' and the kernels' (scattered stores, costlier) apart; a fixed
-// cost per call. The kernel DFT's arithmetic fits to ~0 beside the kernel spectra's memory
-// traffic (the two grow together), so it has no term of its own.
-constexpr double kFftSecPerPointLog = 1.78e-10;
-constexpr double kProductSecPerCmac = 1.81e-10;
-constexpr double kDataSpectraSecPerByte = 0.61e-10;
+// fastest of 3 single-threaded runs of bench_conv_cpu over the IsoNet-1/2 layers at batch 1, 2,
+// 4, 8, 16 and sides 32..128 plus small shapes (bench/results/2026-11-23_cpu_conv_fft.md):
+// median error 16%, 90% of shapes within 28%, at most 48%. FFT path: the FFTW transforms of the
+// n*(c_in+c_out) data planes (the table's time, times a factor for the padding copies and the
+// scatter into blocks); the per-bin products per complex multiply-add; the spectra written and
+// read back, per byte, the data planes' and the kernels' apart (the kernel DFT's arithmetic
+// grows with the kernel spectra and fits into their term); a fixed cost per call.
+constexpr double kTransformScale = 1.39;
+constexpr double kProductSecPerCmac = 1.69e-10;
+constexpr double kDataSpectraSecPerByte = 0.15e-10;
 constexpr double kKernelSpectraSecPerByte = 1.06e-10;
-constexpr double kFftSecPerCall = 1.7e-6;
+constexpr double kFftSecPerCall = 4.6e-6;
 // Direct path per multiply-add: the AVX2 kernels (k = 3, 5, 7) reach ~50 GMAC/s per core on wide
-// layers and about half with one input or output channel; im2col + sgemm (other k) ~20.
+// layers, about half with one input or output channel, and fill register blocks of 6 columns
+// (an 8-wide plane costs as much as a 12-wide one); im2col + sgemm (other k) averages ~12 over
+// the three passes (IsoNet-1's 9x9 conv1: 35 forward, 5 backward data).
 constexpr double kDirectSecPerMac = 1.0 / 50e9;
 constexpr double kDirectThinSecPerMac = 1.0 / 25e9;
-constexpr double kIm2colSecPerMac = 1.0 / 20e9;
+constexpr double kIm2colSecPerMac = 1.0 / 12e9;
+constexpr double kFftMinDirectSeconds = 50e-6;
 
-double fft_seconds(const Conv2dShape& s) {
-  const Geometry g = geometry(s);
+// transform_ns: the table's ns per point*log2(points) for (ph, pw).
+double fft_seconds(const Conv2dShape& s, const Geometry& g, double transform_ns) {
   const double points = double(g.ph) * g.pw;
   const double data_planes = double(s.n) * (s.c_in + s.c_out);
   const double kernel_planes = double(s.c_in) * s.c_out;
   const double spectrum_bytes = double(g.nb) * 2 * sizeof(float) * 2;  // written, then read
-  return data_planes * points * std::log2(std::max(2.0, points)) * kFftSecPerPointLog +
+  return data_planes * points * std::log2(std::max(2.0, points)) * transform_ns * 1e-9 * kTransformScale +
          double(s.n) * s.c_in * s.c_out * g.nb * kProductSecPerCmac +
          data_planes * spectrum_bytes * kDataSpectraSecPerByte +
          kernel_planes * spectrum_bytes * kKernelSpectraSecPerByte + kFftSecPerCall;
@@ -594,7 +645,8 @@ double fft_seconds(const Conv2dShape& s) {
 double direct_seconds(const Conv2dShape& s) {
   const double macs = double(s.n) * s.c_in * s.c_out * s.k * s.k * s.h * s.w;
   if (s.k != 3 && s.k != 5 && s.k != 7) return macs * kIm2colSecPerMac;
-  return macs * (s.c_in == 1 || s.c_out == 1 ? kDirectThinSecPerMac : kDirectSecPerMac);
+  const double blocks = double(round_up(s.w, 6)) / s.w;
+  return macs * blocks * (s.c_in == 1 || s.c_out == 1 ? kDirectThinSecPerMac : kDirectSecPerMac);
 }
 
 // ---- the three passes -----------------------------------------------------------------------------
@@ -621,7 +673,8 @@ float* aligned_base(float* workspace, const char* op) {
 
 Work carve(const Conv2dShape& s, float* workspace, const char* op) {
   Work wk;
-  wk.g = geometry(s);
+  const Choice choice = choose(s);
+  wk.g = choice.g;
   float* p = aligned_base(workspace, op);
   wk.in = {p, wk.g.p_in};
   p += wk.g.set_floats(wk.g.p_in);
@@ -637,7 +690,7 @@ Work carve(const Conv2dShape& s, float* workspace, const char* op) {
   ISONET_CHECK(fftwf_alignment_of(p) == 0 && wk.thread_floats % 16 == 0 && wk.g.real_floats() % 16 == 0, op,
                ": internal error, FFT scratch misaligned");
   wk.plans = plans_for(wk.g.ph, wk.g.pw);
-  wk.threads = conv_team_size(fft_seconds(s) / kDirectSecPerMac);
+  wk.threads = conv_team_size(choice.seconds / kDirectSecPerMac);
   return wk;
 }
 
@@ -660,8 +713,11 @@ bool conv2d_fft_preferred(const Conv2dShape& s) {
   // A 1x1 conv has no spatial sum to save: the FFT would do the same channel products per bin
   // plus the transforms. Otherwise FFT only when clearly ahead: the model's typical error is
   // ~20%, and a tie is better left to the direct path (no transform rounding, less memory).
+  // Calls the direct path finishes within kFftMinDirectSeconds stay direct too: the FFT could
+  // save tens of microseconds there (the test shapes), not worth the transforms' rounding.
   if (s.k == 1) return false;
-  return fft_seconds(s) < 0.8 * direct_seconds(s);
+  const double direct = direct_seconds(s);
+  return direct >= kFftMinDirectSeconds && choose(s).seconds < 0.8 * direct;
 }
 
 size_t conv2d_fft_workspace_floats(const Conv2dShape& s) {
