@@ -623,11 +623,13 @@ constexpr double kKernelSpectraSecPerByte = 1.06e-10;
 constexpr double kFftSecPerCall = 4.6e-6;
 // Direct path per multiply-add: the AVX2 kernels (k = 3, 5, 7) reach ~50 GMAC/s per core on wide
 // layers, about half with one input or output channel, and fill register blocks of 6 columns
-// (an 8-wide plane costs as much as a 12-wide one); im2col + sgemm (other k) averages ~12 over
-// the three passes (IsoNet-1's 9x9 conv1: 35 forward, 5 backward data).
+// (an 8-wide plane costs as much as a 12-wide one); im2col + sgemm (other k) ~30 forward and
+// backward weights on IsoNet-1's 9x9 conv1 (1 -> 64). Its backward data (~5 GMAC/s: the GEMM
+// has one output row) is left out on purpose: no model runs it (the input needs no gradient),
+// and counting it would make FFT win there while losing 2x on the passes that do run.
 constexpr double kDirectSecPerMac = 1.0 / 50e9;
 constexpr double kDirectThinSecPerMac = 1.0 / 25e9;
-constexpr double kIm2colSecPerMac = 1.0 / 12e9;
+constexpr double kIm2colSecPerMac = 1.0 / 30e9;
 constexpr double kFftMinDirectSeconds = 50e-6;
 
 // transform_ns: the table's ns per point*log2(points) for (ph, pw).

@@ -171,12 +171,14 @@ TEST_CASE("conv2d fft: Auto picks FFT for IsoNet-2's wide 7x7 layers at batch 16
     CHECK(cpu::conv2d_fft_preferred(s));
   }
   // Direct: the shapes of test_ops_cpu.cpp / test_ops_gradcheck.cpp / test_torch_reference.cpp
-  // (tiny planes, few channels, batch <= 3), 1x1 convs (no spatial sum to save) and the
-  // 1-channel output layers.
+  // (tiny planes, few channels, batch <= 3), 1x1 convs (no spatial sum to save), the 1-channel
+  // output layers, IsoNet-2's enc1 and IsoNet-1's 9x9 conv1 at batch 16 (1 input channel: the
+  // transforms of 16+ output planes cost more than the direct sums; measured 2x slower).
   const Conv2dShape direct_shapes[] = {
       {3, 1, 16, 9, 11, 7}, {2, 3, 5, 7, 9, 3},   {2, 16, 33, 5, 7, 5}, {2, 96, 16, 5, 7, 7},
       {2, 3, 96, 5, 3, 3},  {2, 3, 5, 7, 11, 9},  {1, 1, 1, 1, 1, 1},   {2, 1, 16, 16, 16, 7},
       {2, 16, 32, 8, 8, 7}, {16, 16, 1, 128, 128, 1}, {16, 96, 96, 64, 64, 1}, {1, 32, 1, 128, 128, 5},
+      {16, 1, 16, 128, 128, 7}, {16, 1, 64, 128, 128, 9}, {16, 32, 1, 128, 128, 5},
   };
   for (const Conv2dShape& s : direct_shapes) {
     CAPTURE(s.n);
