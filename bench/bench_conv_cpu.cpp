@@ -6,14 +6,20 @@
 //
 //   bench_conv_cpu [--set models|small|all] [--batches 1,4,16] [--sides 32,64,128] [--reps N]
 //                  [--threads T] [--csv]
+//   bench_conv_cpu --fftw-table
+// --fftw-table prints, for every 7-smooth length m <= 512, the time of one m x m FFTW real
+//   transform (r2c and c2r averaged, FFTW_ESTIMATE, single precision) in ns per
+//   point*log2(points), fastest of 5 rounds: the table kFftwLengths of conv2d_fft.cpp.
 // --set models: every conv of IsoNet-1 and IsoNet-2 (nn/README.md) for the given input sides and
 //   batches; small: the tiny shapes of the tests plus a few mid-size ones; all: both.
 // Each time is the fastest of N runs (default 3) after one warm-up run: on a machine shared with
 // other jobs the minimum is the least disturbed estimate of what the code costs. --csv prints one
 // machine-readable line per shape instead of the Markdown table. It never fails on a time.
+#include <fftw3.h>
 #include <omp.h>
 
 #include <algorithm>
+#include <cmath>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -109,6 +115,48 @@ std::vector<int> parse_list(const char* flag, const std::string& text) {
   return out;
 }
 
+// See the file comment (--fftw-table). One thread; each (m, round) plans, times, destroys.
+void print_fftw_table() {
+  std::vector<int> lengths;
+  for (int m = 2; m <= 512; ++m) {
+    int r = m;
+    for (int p : {2, 3, 5, 7})
+      while (r % p == 0) r /= p;
+    if (r == 1) lengths.push_back(m);
+  }
+  std::vector<double> best(lengths.size(), 1e30);
+  for (int round = 0; round < 5; ++round)
+    for (size_t i = 0; i < lengths.size(); ++i) {
+      const int m = lengths[i];
+      float* real = fftwf_alloc_real(size_t(m) * m);
+      fftwf_complex* cplx = fftwf_alloc_complex(size_t(m) * (m / 2 + 1));
+      ISONET_CHECK(real && cplx, "out of memory");
+      fftwf_plan r2c = fftwf_plan_dft_r2c_2d(m, m, real, cplx, FFTW_ESTIMATE);
+      fftwf_plan c2r = fftwf_plan_dft_c2r_2d(m, m, cplx, real, FFTW_ESTIMATE);
+      ISONET_CHECK(r2c && c2r, "FFTW could not plan ", m, "x", m);
+      for (int j = 0; j < m * m; ++j) real[j] = float(j % 13) * 0.1f;
+      const int reps = std::max(3, 300000 / (m * m));
+      fftwf_execute(r2c);
+      fftwf_execute(c2r);
+      const auto t0 = std::chrono::steady_clock::now();
+      for (int r = 0; r < reps; ++r) {
+        fftwf_execute(r2c);
+        fftwf_execute(c2r);
+      }
+      const double ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
+      best[i] = std::min(best[i], ns / reps / 2);
+      fftwf_destroy_plan(r2c);
+      fftwf_destroy_plan(c2r);
+      fftwf_free(real);
+      fftwf_free(cplx);
+    }
+  std::printf("m, ns per point*log2(points) of one m x m real transform\n");
+  for (size_t i = 0; i < lengths.size(); ++i) {
+    const double points = double(lengths[i]) * lengths[i];
+    std::printf("{%d, %.3ff},\n", lengths[i], best[i] / (points * std::log2(std::max(2.0, points))));
+  }
+}
+
 int parse_int(const char* flag, const char* text) {
   char* end = nullptr;
   const long v = std::strtol(text, &end, 10);
@@ -144,10 +192,13 @@ int main(int argc, char** argv) {
         omp_set_num_threads(parse_int("--threads", value()));
       } else if (a == "--csv") {
         csv = true;
+      } else if (a == "--fftw-table") {
+        print_fftw_table();
+        return 0;
       } else {
         fail("unknown argument '", a,
              "'\nusage: bench_conv_cpu [--set models|small|all] [--batches 1,4,16] [--sides 32,64,128] [--reps N] "
-             "[--threads T] [--csv]");
+             "[--threads T] [--csv] | --fftw-table");
       }
     }
     std::vector<Layer> layers;

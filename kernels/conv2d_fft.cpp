@@ -1,5 +1,10 @@
 // conv2d_fft.cpp: CPU (FFTW) implementation of the frequency-domain convolution (conv2d_fft.h).
 //
+// Padded size: any (ph, pw) >= (h + k/2, w + k/2) gives the exact result (conv2d_fft.h). FFTW's
+// speed varies ~3x between neighbouring sizes, so the CPU path picks per shape, from a table of
+// FFTW's measured speed per length, the size its cost model expects to be fastest (often a bit
+// larger than conv2d_fft_size's minimum, e.g. 144 instead of 135 for 128 + 3). See geometry().
+//
 // One call = three phases on one OpenMP team (conv2d_cpu.h's rule: one team per call, small
 // problems on the calling thread):
 //  1. spectra: every input plane is zero padded to [ph,pw] and transformed by FFTW (single
@@ -10,24 +15,26 @@
 //  3. back: FFTW's complex-to-real inverse of each output plane, cropped to [h,w] with bias and
 //     ReLU in the same pass (forward); the weight gradient by the pruned inverse DFT.
 //
-// Blocked layout: the bins of a plane (flattened fy*bw + fx) are cut into blocks of bb bins
-// (a multiple of 8), stored block-major as [block][plane][re bb | im bb]. Phase 2 works on one
-// block at a time, so every operand of a block (all planes of the three spectra sets, <= 512 KiB)
-// is read from memory once, contiguously, and then stays in the core's L2; real and imaginary
-// parts in separate runs of 8 make the complex multiply-add plain 8-wide FMAs (a register tile
-// of 2x2 products = 8 accumulators, 16 FMAs per 8 loads).
+// Blocked layout: the bins of a plane, indexed fy*bwp + fx with rows padded by zero bins to bwp
+// (bw rounded up to 8), are cut into blocks of bb bins (a multiple of 8), stored block-major as
+// [block][plane][re bb | im bb]. Phase 2 works on one block at a time, so every operand of a
+// block (all planes of the three spectra sets, <= 512 KiB) is read from memory once,
+// contiguously, and then stays in the core's L2; real and imaginary parts in separate runs of 8
+// make the complex multiply-add plain 8-wide FMAs (a register tile of 2x2 products = 8
+// accumulators, 16 FMAs per 8 loads; measured ~80% of the FMA peak).
 //
 // Pruned kernel transform: the zero-padded kernel g has k*k non-zeros among ph*pw values, so
 // instead of a full 2D FFT G is evaluated as the separable DFT of its support,
 //   G(fy,fx) = sum_a Ey[fy,a] sum_b w[a,b] Ex[b,fx],  Ey[fy,a] = e^{-2 pi i fy (p-a)/ph},
 //   Ex[b,fx] = e^{-2 pi i fx (p-b)/pw}   (w[a,b] sits at g[(p-a) mod ph, (p-b) mod pw]),
-// k*(ph+k)*bw complex multiply-adds that vectorize over fx. The weight gradient is its adjoint:
+// k*(ph+k)*bw complex multiply-adds that vectorize over fx (measured 1.6-2.3x faster than FFTW
+// on the padded kernel at 36..144 points a side, equal at 20). The weight gradient is its adjoint:
 // dw[a,b] = (1/N) sum_fy sum_fx c_fx Re(DG(fy,fx) conj(Ey[fy,a]) conj(Ex[b,fx])), with c_fx = 2
-// for the bins whose conjugate twin is not stored (0 < fx < pw/2) and 1 otherwise.
-// (Measured against a full FFTW transform of the padded kernel: see
-// bench/results/2026-11-23_cpu_conv_fft.md.) The scale 1/N = 1/(ph*pw) of the inverse
-// transform is folded into G. Weight spectra are recomputed on every call: the API is stateless
-// (the weights change after every step), and the cost is counted in the cost model.
+// for the bins whose conjugate twin is not stored (0 < fx < pw/2) and 1 otherwise. The scale
+// 1/N = 1/(ph*pw) of the inverse transform is folded into G. Weight spectra are recomputed on
+// every call: the API is stateless (the weights change after every step); their cost (writing
+// c_in*c_out spectra to memory and reading them back once) is in the cost model, and is why
+// the FFT loses at batch 1 (bench/results/2026-11-23_cpu_conv_fft.md).
 //
 // Plans: one r2c and one c2r plan per padded size, made under fftw_planner_mutex() with
 // FFTW_ESTIMATE (no timing, so the same plan everywhere) on 64-byte-aligned arrays, cached for
@@ -127,8 +134,9 @@ struct Geometry {
 
 // FFTW's speed per size: ns per point*log2(points) of one m x m real transform (r2c or c2r,
 // FFTW_ESTIMATE, single precision), measured on the development machine for every 7-smooth m up
-// to 512 (fastest of 5 rounds; rounds agreed within 10%). It varies ~3x between neighbouring
-// sizes (144: 0.107, 135: 0.307; 72: 0.152, 70: 0.225), so the padded size is chosen with it.
+// to 512 (`bench_conv_cpu --fftw-table`: fastest of 5 rounds; repeated runs agreed within 10%).
+// It varies ~3x between neighbouring sizes (144: 0.107, 135: 0.307; 72: 0.152, 70: 0.225), so
+// the padded size is chosen with it.
 struct FftwLength {
   int m;
   float ns;
