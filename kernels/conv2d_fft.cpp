@@ -161,7 +161,20 @@ constexpr FftwLength kFftwLengths[] = {
     // clang-format on
 };
 constexpr int kMaxListedLength = 512;
-constexpr float kUnlistedNs = 0.3f;  // past the table: next_fast_fft_size, assumed a slow size
+// Past the table: the smallest 7-smooth length, assumed slow (like 135 or 147), and the smallest
+// 2^a 3^b 5^c with b <= 2, c <= 1, the form of the table's fast sizes (144, 160, 240, 288, 320).
+constexpr float kUnlistedNs = 0.3f;
+constexpr float kUnlistedFriendlyNs = 0.13f;
+
+int friendly_length(int n) {
+  for (int m = n;; ++m) {
+    int r = m, threes = 0, fives = 0;
+    while (r % 2 == 0) r /= 2;
+    for (; r % 3 == 0; r /= 3) ++threes;
+    for (; r % 5 == 0; r /= 5) ++fives;
+    if (r == 1 && threes <= 2 && fives <= 1) return m;
+  }
+}
 
 Geometry make_geometry(const Conv2dShape& s, int ph, int pw) {
   Geometry g;
@@ -182,11 +195,16 @@ Geometry make_geometry(const Conv2dShape& s, int ph, int pw) {
 
 double fft_seconds(const Conv2dShape& s, const Geometry& g, double transform_ns);
 
-// Padded length candidates for a bound n: the listed lengths in [n, n + max(8, n/2)], or the one
-// 7-smooth length past the table. f(m, ns) is called for each.
+// Padded length candidates for a bound n: the listed lengths in [n, n + max(8, n/2)], or the two
+// lengths above past the table. f(m, ns) is called for each.
 template <typename F>
 void for_each_length(int n, const F& f) {
-  if (n > kMaxListedLength) return f(next_fast_fft_size(n), kUnlistedNs);
+  if (n > kMaxListedLength) {
+    f(friendly_length(n), kUnlistedFriendlyNs);
+    const int smooth = next_fast_fft_size(n);
+    if (smooth != friendly_length(n)) f(smooth, kUnlistedNs);
+    return;
+  }
   for (const FftwLength& l : kFftwLengths)
     if (l.m >= n && l.m <= n + std::max(8, n / 2)) f(l.m, l.ns);
 }
@@ -639,6 +657,11 @@ constexpr double kDirectSecPerMac = 1.0 / 50e9;
 constexpr double kDirectThinSecPerMac = 1.0 / 25e9;
 constexpr double kIm2colSecPerMac = 1.0 / 30e9;
 constexpr double kFftMinDirectSeconds = 50e-6;
+// Auto never takes the FFT when its workspace (the spectra of all planes) would pass this: the
+// spectra grow with c_in*c_out as well as with the data, e.g. IsoNet-2's dec2 (96 -> 32) on
+// 512x512 slices at batch 4 would need ~1.6 GB. Callers that budget memory (restore) measure the
+// network at small sizes and scale, which a jump of this size would defeat.
+constexpr double kFftMaxWorkspaceBytes = 512.0 * (1 << 20);
 
 // transform_ns: the table's ns per point*log2(points) for (ph, pw).
 double fft_seconds(const Conv2dShape& s, const Geometry& g, double transform_ns) {
@@ -724,8 +747,10 @@ bool conv2d_fft_preferred(const Conv2dShape& s) {
   // plus the transforms. Otherwise FFT only when clearly ahead: the model's typical error is
   // ~20%, and a tie is better left to the direct path (no transform rounding, less memory).
   // Calls the direct path finishes within kFftMinDirectSeconds stay direct too: the FFT could
-  // save tens of microseconds there (the test shapes), not worth the transforms' rounding.
+  // save tens of microseconds there (the test shapes), not worth the transforms' rounding. So do
+  // shapes whose FFT workspace would pass kFftMaxWorkspaceBytes.
   if (s.k == 1) return false;
+  if (double(conv2d_fft_workspace_floats(s)) * sizeof(float) > kFftMaxWorkspaceBytes) return false;
   const double direct = direct_seconds(s);
   return direct >= kFftMinDirectSeconds && choose(s).seconds < 0.8 * direct;
 }

@@ -3,6 +3,8 @@
 // Conv2dShape::algo: forward (with/without bias and ReLU), backward data, backward weights and
 // dbias over odd, non-square sizes, every kernel size, channels 1..96 and batch 1..5; a
 // finite-difference check of the FFT path's gradients; what Auto picks; bad input.
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
 #include <random>
@@ -51,12 +53,13 @@ Outputs run(Conv2dShape s, Conv2dAlgo a, const std::vector<float>& x, const std:
 // every k in {1,3,5,7,9}, channels 1..96 and batch 1..5, drawn from a fixed seed; a shape is
 // kept only while the direct reference stays under 6e7 multiply-adds (so the grid runs in a few
 // seconds). A few hand-picked shapes add the extremes (1x1 planes, planes smaller than k, the
-// widest channel counts, the multi-threaded size class).
+// widest channel counts, the multi-threaded size class, sides past 512).
 std::vector<Conv2dShape> grid() {
   std::vector<Conv2dShape> shapes = {
       {1, 1, 1, 1, 1, 1},   {2, 3, 2, 1, 1, 9},    {1, 2, 3, 1, 70, 5},  {2, 1, 4, 70, 1, 7},
       {1, 96, 96, 3, 5, 3}, {5, 96, 1, 9, 7, 9},   {3, 1, 96, 11, 8, 5}, {2, 4, 5, 64, 64, 7},
       {4, 48, 16, 33, 31, 7}, {16, 32, 16, 16, 16, 7},
+      {1, 2, 3, 2, 515, 3},   {2, 3, 2, 600, 3, 5},  // past the table of FFTW lengths (512)
   };
   std::mt19937_64 rng(20261123);
   auto pick = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
@@ -159,6 +162,34 @@ TEST_CASE("conv2d fft: the workspace may start at any float offset, results do n
   }
 }
 
+TEST_CASE("conv2d fft: results do not depend on the thread count") {
+  // Large enough for the whole team (conv2d_cpu.h); computed once normally and once from inside
+  // an OpenMP region, where the conv's own region is nested, hence inactive: one thread. On a
+  // 1-core machine both runs use one thread and the check is vacuous.
+  Conv2dShape s{4, 24, 20, 37, 41, 7, Conv2dAlgo::Fft};
+  const size_t nx = size_t(s.n) * s.c_in * s.h * s.w, ny = size_t(s.n) * s.c_out * s.h * s.w;
+  const size_t nw = size_t(s.c_out) * s.c_in * s.k * s.k;
+  auto x = random_vector(nx, 41), w = random_vector(nw, 42), b = random_vector(s.c_out, 43), dy = random_vector(ny, 44);
+  auto run_all = [&](Outputs& o) {
+    std::vector<float> ws(cpu::conv2d_workspace_floats(s));
+    o = {std::vector<float>(ny), std::vector<float>(nx), std::vector<float>(nw), std::vector<float>(s.c_out)};
+    cpu::conv2d_forward(s, x.data(), w.data(), b.data(), o.y.data(), true, ws.data());
+    cpu::conv2d_backward_data(s, dy.data(), w.data(), o.dx.data(), ws.data());
+    cpu::conv2d_backward_weights(s, x.data(), dy.data(), o.dw.data(), o.db.data(), ws.data());
+  };
+  Outputs team, single;
+  run_all(team);
+#pragma omp parallel num_threads(2)
+  {
+#pragma omp single
+    run_all(single);
+  }
+  CHECK(team.y == single.y);
+  CHECK(team.dx == single.dx);
+  CHECK(team.dw == single.dw);
+  CHECK(team.db == single.db);
+}
+
 TEST_CASE("conv2d fft: Auto picks FFT for IsoNet-2's wide 7x7 layers at batch 16, direct for tiny shapes") {
   // IsoNet-2 at a training batch of 16 x 128^2 (nn/README.md): dec2 96->32 and enc2 at 64x64,
   // dec1 48->16 at 128x128, mid 32->64 at 32x32: the measured FFT speedups are 1.4-2.6x
@@ -188,6 +219,11 @@ TEST_CASE("conv2d fft: Auto picks FFT for IsoNet-2's wide 7x7 layers at batch 16
     CAPTURE(s.k);
     CHECK_FALSE(cpu::conv2d_fft_preferred(s));
   }
+  // Memory cap: dec2 at batch 16 on 256x256 planes would be fastest by FFT (like at 64x64) but
+  // its spectra need ~1.5 GB, over the 512 MiB Auto allows (conv2d_fft.cpp): direct.
+  const Conv2dShape big{16, 96, 32, 256, 256, 7};
+  CHECK(double(cpu::conv2d_fft_workspace_floats(big)) * sizeof(float) > 512.0 * (1 << 20));
+  CHECK_FALSE(cpu::conv2d_fft_preferred(big));
   // Auto's workspace covers the chosen algorithm: the FFT one for an FFT shape.
   const Conv2dShape dec2{16, 96, 32, 64, 64, 7};
   CHECK(cpu::conv2d_workspace_floats(dec2) == cpu::conv2d_fft_workspace_floats(dec2));
