@@ -1,8 +1,9 @@
 // arena.h: one device allocation carved into the activation and scratch buffers of a network.
 // Layout is done by running the same carving function twice: once to measure (no memory, the
-// returned pointers are placeholders) and once after the arena has grown to fit. The arena only
-// ever grows, so shrinking a batch reuses the memory, and a training loop with a fixed batch and
-// patch size allocates nothing after its first step.
+// returned pointers are placeholders; measure() alone answers "how many bytes" without allocating)
+// and once after the arena has grown to fit. The arena only ever grows, so shrinking a batch
+// reuses the memory, and a training loop with a fixed batch and patch size allocates nothing
+// after its first step.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -21,11 +22,18 @@ class Arena {
   // handed out during the second call are valid until the next layout.
   template <typename Carve>
   void layout(Backend& backend, Carve&& carve) {
-    begin(nullptr);
-    carve(*this);
-    grow(backend, offset_);
+    grow(backend, measure(carve));
     begin(base_);
     carve(*this);
+  }
+
+  // Bytes a layout by `carve` takes (what layout() allocates on a fresh arena), without
+  // allocating: carve runs on a measuring arena and receives null placeholder pointers.
+  template <typename Carve>
+  static size_t measure(Carve&& carve) {
+    Arena probe;
+    carve(probe);
+    return probe.offset_;
   }
 
   float* floats(size_t count) { return static_cast<float*>(take(count * sizeof(float))); }

@@ -1,4 +1,5 @@
-// backend.cpp: the device-independent parts of Backend (workspace, DeviceBuffer) and the factory.
+// backend.cpp: the device-independent parts of Backend (workspace and its per-device size query,
+// DeviceBuffer) and the factory.
 #include "nn/backend.h"
 
 #include <utility>
@@ -12,6 +13,19 @@ std::unique_ptr<Backend> make_cuda_backend();  // backend_cuda.cpp; throws witho
 
 std::unique_ptr<Backend> make_backend(Device device) {
   return device == Device::CPU ? make_cpu_backend() : make_cuda_backend();
+}
+
+size_t conv2d_workspace_floats(Device device, const Conv2dShape& s) {
+  if (device == Device::CPU) return cpu::conv2d_workspace_floats(s);
+#if ISONET_HAS_CUDA
+  return gpu::conv2d_workspace_floats(s);
+#else
+  fail("conv2d_workspace_floats: this isonet was built without the CUDA backend");
+#endif
+}
+
+size_t Backend::conv2d_workspace_floats(const Conv2dShape& s) const {
+  return isonet::conv2d_workspace_floats(device_, s);
 }
 
 Backend::~Backend() { device_free(device_, workspace_, workspace_floats_ * sizeof(float)); }

@@ -51,7 +51,7 @@ class Backend {
   // networks reserve their maximum when they lay out their buffers, so steps never allocate).
   void reserve_workspace(size_t floats);
   size_t workspace_floats() const { return workspace_floats_; }
-  virtual size_t conv2d_workspace_floats(const Conv2dShape& s) const = 0;
+  size_t conv2d_workspace_floats(const Conv2dShape& s) const;
   virtual size_t psnr_loss_workspace_floats(const PsnrLossShape& s) const = 0;
 
   // ---- ops (contracts in kernels/*.h; the workspace is the backend's own) ----
@@ -96,6 +96,12 @@ class Backend {
   float* workspace_ = nullptr;
   size_t workspace_floats_ = 0;
 };
+
+// Floats of op workspace a conv of shape s needs on `device` (cpu:: or gpu::conv2d_workspace_floats),
+// answered without a backend or a GPU, so memory can be planned before anything is allocated
+// (for the shapes Conv2dAlgo::Auto runs; sizing a CUDA Conv2dAlgo::Fft shape creates cuFFT plans
+// and needs a GPU). CUDA in a build without it: isonet::Error.
+size_t conv2d_workspace_floats(Device device, const Conv2dShape& s);
 
 // A backend for `device`. CUDA: throws isonet::Error when built without CUDA or no GPU is usable.
 std::unique_ptr<Backend> make_backend(Device device);

@@ -23,7 +23,6 @@ class CpuBackend final : public Backend {
   void download(void* host_dst, const void* src, size_t bytes) override { copy(host_dst, src, bytes); }
   void synchronize() override {}
 
-  size_t conv2d_workspace_floats(const Conv2dShape& s) const override { return cpu::conv2d_workspace_floats(s); }
   size_t psnr_loss_workspace_floats(const PsnrLossShape&) const override { return 0; }
 
   void conv2d_forward(const Conv2dShape& s, const float* x, const float* weight, const float* bias, float* y,

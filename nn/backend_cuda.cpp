@@ -54,7 +54,6 @@ class CudaBackend final : public Backend {
   }
   void synchronize() override { CUDA_CHECK("waiting for the GPU", cudaStreamSynchronize(stream_)); }
 
-  size_t conv2d_workspace_floats(const Conv2dShape& s) const override { return gpu::conv2d_workspace_floats(s); }
   size_t psnr_loss_workspace_floats(const PsnrLossShape& s) const override {
     return gpu::psnr_loss_workspace_floats(s);
   }

@@ -30,9 +30,9 @@ void IsoNet1::carve(Arena& arena, int n, int h, int w, bool training) {
   for (int l = 0; l < 3; ++l) g_[l] = arena.floats(size_t(n) * conv_[l].c_out * h * w);
 }
 
-size_t IsoNet1::workspace_floats(const Backend& be, int n, int h, int w) const {
+size_t IsoNet1::workspace_floats(Device device, int n, int h, int w) const {
   size_t ws = 0;
-  for (const ConvLayer& c : conv_) ws = std::max(ws, be.conv2d_workspace_floats(c.shape(n, h, w)));
+  for (const ConvLayer& c : conv_) ws = std::max(ws, conv2d_workspace_floats(device, c.shape(n, h, w)));
   return ws;
 }
 

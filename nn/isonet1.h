@@ -22,7 +22,7 @@ class IsoNet1 final : public Network {
 
  protected:
   void carve(Arena& arena, int n, int h, int w, bool training) override;
-  size_t workspace_floats(const Backend& be, int n, int h, int w) const override;
+  size_t workspace_floats(Device device, int n, int h, int w) const override;
 
  private:
   ConvLayer conv_[4];

@@ -56,10 +56,10 @@ void IsoNet2::carve(Arena& a, int n, int h, int w, bool training) {
   fork_ = a.floats(16 * full);
 }
 
-size_t IsoNet2::workspace_floats(const Backend& be, int n, int h, int w) const {
+size_t IsoNet2::workspace_floats(Device device, int n, int h, int w) const {
   size_t ws = 0;
   for (auto [layer, s] : {std::pair{&enc1_, 1}, {&enc2_, 2}, {&mid_, 4}, {&dec2_, 2}, {&dec1_, 1}, {&out_, 1}})
-    ws = std::max(ws, be.conv2d_workspace_floats(layer->shape(n, h / s, w / s)));
+    ws = std::max(ws, conv2d_workspace_floats(device, layer->shape(n, h / s, w / s)));
   return ws;
 }
 

@@ -31,7 +31,7 @@ class IsoNet2 final : public Network {
 
  protected:
   void carve(Arena& arena, int n, int h, int w, bool training) override;
-  size_t workspace_floats(const Backend& be, int n, int h, int w) const override;
+  size_t workspace_floats(Device device, int n, int h, int w) const override;
 
  private:
   ConvLayer enc1_, enc2_, mid_, dec2_, dec1_, out_;

@@ -59,13 +59,29 @@ void Network::check_input_size(int h, int w) const {
                w);
 }
 
-void Network::plan(Backend& be, Arena& arena, int n, int h, int w, bool training) {
+void Network::check_plan(int n, int h, int w) const {
   ISONET_CHECK(n >= 1, architecture_name(architecture()), ": batch size must be positive, got ", n);
   check_input_size(h, w);
+}
+
+Network::PlanMemory Network::plan_memory(Device device, int n, int h, int w, bool training) {
+  check_plan(n, h, w);
+  PlanMemory m;
+  m.workspace_floats = workspace_floats(device, n, h, w);
+  m.arena_bytes = Arena::measure([&](Arena& a) { carve(a, n, h, w, training); });
+  // The carve pass left placeholder pointers: forget the plan so that the next plan() carves.
+  arena_ = nullptr;
+  n_ = h_ = w_ = 0;
+  planned_training_ = have_training_forward_ = false;
+  return m;
+}
+
+void Network::plan(Backend& be, Arena& arena, int n, int h, int w, bool training) {
+  check_plan(n, h, w);
   if (n == n_ && h == h_ && w == w_ && (planned_training_ || !training) && arena_ == &arena &&
       arena.allocations() == arena_allocations_)
     return;
-  be.reserve_workspace(workspace_floats(be, n, h, w));
+  be.reserve_workspace(workspace_floats(be.device(), n, h, w));
   arena.layout(be, [&](Arena& a) { carve(a, n, h, w, training); });
   planned_training_ = training;
   n_ = n;

@@ -64,6 +64,16 @@ class Network {
   // training adds the gradient buffers the backward needs. An arena serves one network. Repeated
   // calls with the same sizes are free (a training plan also serves inference).
   void plan(Backend& be, Arena& arena, int n, int h, int w, bool training);
+  // The memory plan() lays out for [n,1,h,w] on `device`, computed without allocating and without
+  // a backend: the bytes of the arena's layout (what a fresh arena allocates; an arena that only
+  // grows holds the largest layout it was given) and the floats of op workspace reserved. Measuring
+  // runs the carve pass, which overwrites the buffer pointers: a planned network forgets its plan
+  // (the next plan() lays out again).
+  struct PlanMemory {
+    size_t arena_bytes = 0;
+    size_t workspace_floats = 0;
+  };
+  PlanMemory plan_memory(Device device, int n, int h, int w, bool training);
   int batch() const { return n_; }
   int height() const { return h_; }
   int width() const { return w_; }
@@ -83,8 +93,8 @@ class Network {
   // Carves the buffers for [n,1,h,w] (called twice by Arena::layout; see arena.h); the gradient
   // buffers only when training.
   virtual void carve(Arena& arena, int n, int h, int w, bool training) = 0;
-  // The op workspace the forward and backward need for [n,1,h,w].
-  virtual size_t workspace_floats(const Backend& be, int n, int h, int w) const = 0;
+  // The op workspace the forward and backward need for [n,1,h,w] on `device`.
+  virtual size_t workspace_floats(Device device, int n, int h, int w) const = 0;
   // Forward implementations call this first: checks plan() happened and remembers the dropout key
   // of a training forward for the backward.
   void begin_forward(const DropoutKey* dropout);
@@ -95,6 +105,9 @@ class Network {
   int n_ = 0, h_ = 0, w_ = 0;
 
  private:
+  // Throws isonet::Error when [n,1,h,w] cannot be planned.
+  void check_plan(int n, int h, int w) const;
+
   ParamLayout layout_;
   bool planned_training_ = false;
   bool have_training_forward_ = false;
