@@ -61,63 +61,19 @@ struct SliceSet {
 // pixels of context (clipped at the slice edges, where the untiled run sees the same zero padding).
 void predict_tiled(Trainer& trainer, const float* slice, float* out, int Hp, int Wp, int th, int tw, int margin,
                    std::vector<float>& tin, std::vector<float>& tout) {
-  for (int a0 = 0; a0 < Hp; a0 += th) {
-    const int a1 = std::min(Hp, a0 + th), r0 = std::max(0, a0 - margin), r1 = std::min(Hp, a1 + margin);
-    for (int b0 = 0; b0 < Wp; b0 += tw) {
-      const int b1 = std::min(Wp, b0 + tw), c0 = std::max(0, b0 - margin), c1 = std::min(Wp, b1 + margin);
-      const int rh = r1 - r0, rw = c1 - c0;
+  const std::vector<TileSpan> rows = tile_spans(Hp, th, margin), cols = tile_spans(Wp, tw, margin);
+  for (const TileSpan& r : rows)
+    for (const TileSpan& c : cols) {
+      const int rh = r.r1 - r.r0, rw = c.r1 - c.r0;
       tin.resize(size_t(rh) * rw);
       tout.resize(tin.size());
-      for (int r = 0; r < rh; ++r)
-        std::memcpy(tin.data() + size_t(r) * rw, slice + size_t(r0 + r) * Wp + c0, size_t(rw) * sizeof(float));
+      for (int i = 0; i < rh; ++i)
+        std::memcpy(tin.data() + size_t(i) * rw, slice + size_t(r.r0 + i) * Wp + c.r0, size_t(rw) * sizeof(float));
       trainer.predict(tin.data(), tout.data(), 1, rh, rw);
-      for (int r = a0; r < a1; ++r)
-        std::memcpy(out + size_t(r) * Wp + b0, tout.data() + size_t(r - r0) * rw + (b0 - c0),
-                    size_t(b1 - b0) * sizeof(float));
+      for (int i = r.a0; i < r.a1; ++i)
+        std::memcpy(out + size_t(i) * Wp + c.a0, tout.data() + size_t(i - r.r0) * rw + (c.a0 - c.r0),
+                    size_t(c.a1 - c.a0) * sizeof(float));
     }
-  }
-}
-
-// How one orientation is processed under the memory budget.
-struct SlicePlan {
-  int batch = 1;      // slices per call when whole
-  int th = 0, tw = 0; // tile cores (0: whole slices)
-};
-
-SlicePlan plan_slices(const MemoryModel& mem, int Hp, int Wp, int max_batch, size_t budget, int margin) {
-  SlicePlan p;
-  const double px = mem.pixels_within(budget);  // pixels of one network call that fit
-  const double slice_px = double(Hp) * Wp;
-  if (slice_px <= px) {
-    p.batch = std::max(1, std::min(max_batch, int(px / slice_px)));
-    return p;
-  }
-  // Strips along the longer axis with the shorter axis whole, if they keep a useful core.
-  if (Wp >= Hp) {
-    const int rw = int(px / Hp) / 4 * 4;
-    if (rw - 2 * margin >= 16) {
-      p.th = Hp;
-      p.tw = rw - 2 * margin;
-      return p;
-    }
-  } else {
-    const int rh = int(px / Wp) / 4 * 4;
-    if (rh - 2 * margin >= 16) {
-      p.th = rh - 2 * margin;
-      p.tw = Wp;
-      return p;
-    }
-  }
-  const int r = int(std::sqrt(px)) / 4 * 4;
-  const int core = r - 2 * margin;
-  if (core < 4) {
-    const double need = mem.bytes_for(double(2 * margin + 4) * (2 * margin + 4));
-    fail("restore: --max-memory ", budget >> 20, " MB is too small for this network: one tile of ", 2 * margin + 4, "x",
-         2 * margin + 4, " pixels (the smallest with its ", margin, "-pixel context) needs about ",
-         int(std::ceil(need / 1048576.0)), " MB");
-  }
-  p.th = p.tw = core;
-  return p;
 }
 
 }  // namespace
@@ -164,32 +120,29 @@ Volume restore_volume(const Model& model, const Volume& input, const RestoreSett
 
   // 3. The network on every XZ and YZ slice; 4. fusion into `result`.
   Trainer trainer(model, st.device);
-  const MemoryModel mem = inference_memory_model(model.architecture, st.device);
+  InferenceMemory mem(model.architecture, st.device);
+  RestoreMemory held;  // what the run holds so far (each buffer only grows)
   Volume result(up.nz, up.ny, up.nx);
   RestoreStats local;
   local.factor = S;
-  local.bytes_per_pixel = mem.per_pixel;
-  local.fixed_bytes = mem.fixed;
   std::vector<float> in, out, tin, tout;
   for (int pass = 0; pass < 2; ++pass) {
     const SliceSet set{up, pass == 0};
     const int H = set.rows(), W = set.cols(), Hp = round_up4(H), Wp = round_up4(W);
-    const SlicePlan plan = plan_slices(mem, Hp, Wp, st.batch, st.max_memory_bytes, st.tile_margin);
-    const int nb = plan.th ? 1 : plan.batch;
+    const SlicePlan plan = plan_slices(mem, held, set.count(), Hp, Wp, st.batch, st.max_memory_bytes, st.tile_margin);
+    held = plan_memory(mem, held, plan, set.count(), Hp, Wp, st.tile_margin);
+    const int nb = plan.batch;
     log << "restore: " << set.count() << " " << (set.xz ? "XZ" : "YZ") << " slices [" << H << "," << W << "] (padded "
         << Hp << "x" << Wp << ")";
     if (plan.th)
       log << " in tiles of " << plan.th << "x" << plan.tw << " with a " << st.tile_margin << "-pixel margin";
     else
       log << ", " << nb << " per call";
-    log << " (~" << int(std::ceil(mem.bytes_for(plan.th ? double(std::min(Hp, plan.th + 2 * st.tile_margin)) *
-                                                            std::min(Wp, plan.tw + 2 * st.tile_margin)
-                                                      : double(nb) * Hp * Wp) /
-                                 1048576.0))
-        << " MB of " << (st.max_memory_bytes >> 20) << " MB)\n";
+    log << " (" << int(std::ceil(double(held.total()) / 1048576.0)) << " MB of " << (st.max_memory_bytes >> 20)
+        << " MB)\n";
     log.flush();
     if (pass == 0) {
-      local.batch_used = std::min(nb, set.count());
+      local.batch_used = nb;
       local.tile_h = plan.th;
       local.tile_w = plan.tw;
     } else if (plan.th) {
@@ -224,6 +177,7 @@ Volume restore_volume(const Model& model, const Volume& input, const RestoreSett
   }
 
   // 5. Undo the normalization; isotropic voxel.
+  local.memory_bytes = held.total();
   denormalize_inplace(result, norm);
   result.voxel = input.voxel;
   result.voxel.z = input.voxel.x;

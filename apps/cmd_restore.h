@@ -20,13 +20,14 @@
 //     orientation alone hallucinates; choose it with --fusion geometric.)
 //  5. Undo of the normalization; output voxel size (dx, dy, dx): z spacing = lateral pixel size.
 //
-// Bounded memory: the network's working memory (activations, op workspace and batch buffers on
-// the chosen device) is estimated per pixel from the network itself (planned at two sizes on the
-// device, a linear fit) and kept under --max-memory: slices are processed in batches of up to
-// --batch that fit, and slices too large for the budget are cut into tiles with a 48-pixel margin
-// (more than IsoNet-2's ~38-pixel receptive radius), tile origins on multiples of 4 so that the
-// pooling grid is the same as untiled: the tiled result equals the untiled one up to float
-// rounding. The host holds the upsampled volume and the result (2 x 4 bytes per output voxel).
+// Bounded memory: the working memory (the network's activations, op workspace, weights and batch
+// buffers on the chosen device, and the host buffers of the slices and tiles of one call) is
+// computed exactly for every call from the network's own layout and the device's workspace
+// queries (restore_memory.h) and kept under --max-memory: slices are processed in batches of up
+// to --batch that fit, and slices too large for the budget are cut into strips or tiles with a
+// 48-pixel margin (more than IsoNet-2's ~38-pixel receptive radius), tile origins on multiples of
+// 4 so that the pooling grid is the same as untiled: the tiled result equals the untiled one up to
+// float rounding. The host holds the upsampled volume and the result (2 x 4 bytes per output voxel).
 #pragma once
 #include <cstddef>
 #include <iosfwd>
@@ -53,7 +54,7 @@ struct RestoreSettings {
 
 struct RestoreStats {
   double factor = 0;
-  double bytes_per_pixel = 0, fixed_bytes = 0;  // the memory model
+  size_t memory_bytes = 0;                       // device + staging bytes held at the end (restore_memory.h)
   int batch_used = 0;                            // slices per call (1 when tiling)
   int tile_h = 0, tile_w = 0;                    // tile core size when tiling (0: whole slices)
   double seconds = 0;

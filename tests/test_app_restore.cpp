@@ -108,16 +108,20 @@ TEST_CASE("restore: slabs of slices and tiles inside slices give the untiled res
   const Volume r1 = restore_volume(model, in, one, log, &s_one);
   CHECK(s_one.batch_used == 1);
 
-  // A budget of 7000 pixels per call: a padded [56, 160] slice (8960 pixels) does not fit, so the
-  // XZ slices go in strips of 56 rows x 124 columns (28-column cores and 48-column margins).
-  const MemoryModel mem = inference_memory_model(Architecture::IsoNet2, Device::CPU);
+  // A budget of exactly what strips of 56 rows with 28-column cores hold (regions up to 124
+  // columns with the 48-column margins): a whole padded [56, 160] slice needs more, and so do
+  // 32-column cores (128-column regions), so the XZ slices go in those strips; the YZ slices
+  // [56, 3] then fit whole next to the buffers the strips left.
+  InferenceMemory mem(Architecture::IsoNet2, Device::CPU);
+  const size_t strip_bytes = plan_memory(mem, {}, {1, 56, 28}, 3, 56, 160, 48).total();
   RestoreSettings tiled = whole;
-  tiled.max_memory_bytes = size_t(mem.bytes_for(7000.0));
+  tiled.max_memory_bytes = strip_bytes;
   const Volume rt = restore_volume(model, in, tiled, log, &s_tiled);
-  CHECK(s_tiled.tile_h == 56);
-  CHECK(s_tiled.tile_w > 0);
-  CHECK(s_tiled.tile_w < 160);
   INFO(log.str());
+  CHECK(s_tiled.tile_h == 56);
+  CHECK(s_tiled.tile_w == 28);
+  CHECK(s_tiled.memory_bytes <= tiled.max_memory_bytes);
+  CHECK(s_whole.memory_bytes > tiled.max_memory_bytes);
 
   REQUIRE(r1.size() == ref.size());
   REQUIRE(rt.size() == ref.size());
@@ -130,9 +134,9 @@ TEST_CASE("restore: slabs of slices and tiles inside slices give the untiled res
   CHECK_CLOSE_ARRAYS("batch 1 vs batch 8", ref.data.data(), r1.data.data(), ref.size(), atol, 1e-5);
   CHECK_CLOSE_ARRAYS("tiled vs untiled", ref.data.data(), rt.data.data(), ref.size(), atol, 1e-5);
 
-  // A budget below the smallest tile with its margin is refused with the size it needs.
+  // A budget below the smallest tiles with their margin is refused with the size they need.
   RestoreSettings tiny = whole;
-  tiny.max_memory_bytes = size_t(mem.bytes_for(3000.0));
+  tiny.max_memory_bytes = plan_memory(mem, {}, {1, 4, 4}, 3, 56, 160, 48).total() - 1;
   const std::string msg = error_of([&] { restore_volume(model, in, tiny, log); });
   CHECK(contains(msg, "--max-memory"));
   CHECK(contains(msg, "too small"));
@@ -145,10 +149,11 @@ TEST_CASE("restore: a tile margin too small for the receptive field changes the 
   std::ostringstream log;
   RestoreSettings whole;
   const Volume ref = restore_volume(model, in, whole, log);
-  const MemoryModel mem = inference_memory_model(Architecture::IsoNet2, Device::CPU);
+  InferenceMemory mem(Architecture::IsoNet2, Device::CPU);
   RestoreSettings narrow = whole;
   narrow.tile_margin = 8;
-  narrow.max_memory_bytes = size_t(mem.bytes_for(56.0 * 80));
+  // What strips of 56 rows with 64-column cores (80-column regions) hold: less than a whole slice.
+  narrow.max_memory_bytes = plan_memory(mem, {}, {1, 56, 64}, 3, 56, 160, 8).total();
   RestoreStats st;
   const Volume r = restore_volume(model, in, narrow, log, &st);
   REQUIRE(st.tile_h > 0);

@@ -151,8 +151,8 @@ TEST_CASE("cuda app: restore --device cuda matches --device cpu") {
 TEST_CASE("cuda app: restore on the GPU in tiles (small --max-memory) equals whole slices") {
   if (!test::gpu_or_skip()) return;
   // The geometry of test_app_restore.cpp: XZ slices [56, 160], wide enough for tiles with a
-  // 48-pixel margin; a budget of 7000 pixels per call, from the GPU's own memory model, admits
-  // no whole padded slice (8960 pixels), so the slices go in strips.
+  // 48-pixel margin; a budget of what strips with 28-column cores hold on the GPU (its own
+  // workspace sizes, restore_memory.h) admits no whole padded slice, so the slices go in strips.
   const double S = 8.0;
   Volume in(7, 3, 160);
   const auto noise = test::random_vector(in.size(), 2, 0.f, 0.2f);
@@ -171,14 +171,15 @@ TEST_CASE("cuda app: restore on the GPU in tiles (small --max-memory) equals who
   RestoreStats s_whole, s_tiled;
   const Volume ref = restore_volume(model, in, whole, log, &s_whole);
   CHECK(s_whole.tile_h == 0);
-  const MemoryModel mem = inference_memory_model(Architecture::IsoNet2, Device::CUDA);
+  InferenceMemory mem(Architecture::IsoNet2, Device::CUDA);
   RestoreSettings tiled = whole;
-  tiled.max_memory_bytes = size_t(mem.bytes_for(7000.0));
+  tiled.max_memory_bytes = plan_memory(mem, {}, {1, 56, 28}, 3, 56, 160, 48).total();
   const Volume rt = restore_volume(model, in, tiled, log, &s_tiled);
   INFO(log.str());
   CHECK(s_tiled.tile_h > 0);
   CHECK(s_tiled.tile_w > 0);
   CHECK(s_tiled.tile_w < 160);
+  CHECK(s_tiled.memory_bytes <= tiled.max_memory_bytes);
   REQUIRE(rt.size() == ref.size());
   // Same device and kernels; another image width per call can change the conv kernels' split of
   // the channel sums (split-K), hence the rounding: test_app_restore.cpp's tolerance, 1e-5 of the
