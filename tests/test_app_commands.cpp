@@ -35,12 +35,7 @@ Volume random_volume(int nz, int ny, int nx, VoxelSize voxel, uint64_t seed) {
   return v;
 }
 
-std::string read_text(const std::string& path) {
-  std::ifstream f(path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+using test::read_text;
 
 }  // namespace
 

@@ -61,12 +61,7 @@ std::vector<std::string> sorted_entries(const test::TempDir& dir) {
   return e;
 }
 
-std::string read_text(const std::string& path) {
-  std::ifstream f(path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+using test::read_text;
 
 }  // namespace
 

@@ -14,7 +14,7 @@
 #include "imaging/tiff.h"
 #include "kernels/error.h"
 #include "nn/model_file.h"
-#include "test_util.h"
+#include "app_test_util.h"
 
 using namespace isonet;
 using namespace isonet::app;
@@ -24,18 +24,8 @@ namespace {
 using test::contains;
 using test::error_of;
 
-// A 40^3 nuclei phantom acquired with S = 4 (10 planes of 40x40).
-std::string simulated_input(const test::TempDir& dir) {
-  SimulateOptions so;
-  so.size = 40;
-  so.psf = "gaussian:1,3";
-  so.subsample = 4;
-  so.radius = 5;
-  so.device = "cpu";
-  so.out_prefix = dir.file("sim");
-  so.quiet = true;
-  return run_simulate(so).acquisition_path;
-}
+// Input: a 40^3 nuclei phantom acquired with S = 4 (10 planes of 40x40).
+std::string simulated_input(const test::TempDir& dir) { return test::simulated_acquisition(dir, 40, 5); }
 
 TrainOptions small_training(const test::TempDir& dir, const std::string& input, const std::string& out) {
   TrainOptions o;

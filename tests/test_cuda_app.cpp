@@ -15,44 +15,19 @@
 #include "apps/cmd_train.h"
 #include "apps/restore_memory.h"
 #include "nn/model_file.h"
-#include "test_util.h"
+#include "app_test_util.h"
 
 using namespace isonet;
 using namespace isonet::app;
 
 namespace {
 
-// A 48^3 nuclei phantom acquired with S = 4 (12 planes of 48x48); simulated on the CPU so both
+// Input: a 48^3 nuclei phantom acquired with S = 4 (12 planes of 48x48); simulated on the CPU so both
 // devices see the same file.
-std::string simulated_input(const test::TempDir& dir) {
-  SimulateOptions so;
-  so.size = 48;
-  so.psf = "gaussian:1,3";
-  so.subsample = 4;
-  so.radius = 6;
-  so.device = "cpu";
-  so.out_prefix = dir.file("sim");
-  so.quiet = true;
-  return run_simulate(so).acquisition_path;
-}
+std::string simulated_input(const test::TempDir& dir) { return test::simulated_acquisition(dir, 48, 6); }
 
-struct WeightDiff {
-  double rms = 0, max = 0;
-  size_t above = 0;  // elements differing by more than 1e-3
-};
-
-WeightDiff weight_diff(const std::vector<float>& a, const std::vector<float>& b) {
-  WeightDiff d;
-  for (size_t i = 0; i < a.size(); ++i) {
-    double e = std::fabs(double(a[i]) - b[i]);
-    if (std::isnan(e)) e = INFINITY;
-    d.rms += e * e;
-    d.max = std::max(d.max, e);
-    d.above += e > 1e-3;
-  }
-  d.rms = std::sqrt(d.rms / double(a.size()));
-  return d;
-}
+using test::WeightDiff;
+using test::weight_diff;
 
 float value_range(const Volume& v) {
   const auto mm = std::minmax_element(v.data.begin(), v.data.end());

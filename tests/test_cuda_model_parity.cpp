@@ -23,23 +23,8 @@ using namespace isonet;
 
 namespace {
 
-struct WeightDiff {
-  double rms = 0, max = 0;
-  size_t above = 0;  // elements differing by more than 1e-3
-};
-
-WeightDiff weight_diff(const std::vector<float>& a, const std::vector<float>& b) {
-  WeightDiff d;
-  for (size_t i = 0; i < a.size(); ++i) {
-    double e = std::fabs(double(a[i]) - b[i]);
-    if (std::isnan(e)) e = INFINITY;
-    d.rms += e * e;
-    d.max = std::max(d.max, e);
-    d.above += e > 1e-3;
-  }
-  d.rms = std::sqrt(d.rms / a.size());
-  return d;
-}
+using test::WeightDiff;
+using test::weight_diff;
 
 float max_abs(const float* v, size_t n) {
   float m = 0;

@@ -7,11 +7,14 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <functional>
 #include <random>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -148,5 +151,32 @@ inline std::string error_of(const std::function<void()>& f) {
 }
 
 inline bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+// The whole file at `path` as text ("" when it cannot be read).
+inline std::string read_text(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+// How far two weight vectors of the same length are apart (NaN counts as infinitely far).
+struct WeightDiff {
+  double rms = 0, max = 0;
+  size_t above = 0;  // elements differing by more than 1e-3
+};
+
+inline WeightDiff weight_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  WeightDiff d;
+  for (size_t i = 0; i < a.size(); ++i) {
+    double e = std::fabs(double(a[i]) - b[i]);
+    if (std::isnan(e)) e = INFINITY;
+    d.rms += e * e;
+    d.max = std::max(d.max, e);
+    d.above += e > 1e-3;
+  }
+  d.rms = std::sqrt(d.rms / double(a.size()));
+  return d;
+}
 
 }  // namespace isonet::test

@@ -1,0 +1,26 @@
+// app_test_util.h: helpers for the tests that drive the isonet commands through the app library
+// (linked only into test_app_* and test_cuda_app).
+#pragma once
+#include <string>
+
+#include "apps/cmd_simulate.h"
+#include "test_util.h"
+
+namespace isonet::test {
+
+// A size^3 nuclei phantom (nuclei of `radius` px) acquired through a Gaussian PSF (sigma 1/3 px)
+// with subsampling 4, simulated on the CPU so every device sees the same file; returns the path
+// of the anisotropic TIFF (size/4 planes of size x size) in `dir`.
+inline std::string simulated_acquisition(const TempDir& dir, int size, int radius) {
+  app::SimulateOptions so;
+  so.size = size;
+  so.psf = "gaussian:1,3";
+  so.subsample = 4;
+  so.radius = radius;
+  so.device = "cpu";
+  so.out_prefix = dir.file("sim");
+  so.quiet = true;
+  return app::run_simulate(so).acquisition_path;
+}
+
+}  // namespace isonet::test
