@@ -23,16 +23,19 @@
 //
 // cuFFT plans: created with auto-allocation off (cufftSetAutoAllocation(0)), so a plan holds
 // only its small internal tables; the work area is a region of the caller's workspace, set with
-// cufftSetWorkArea on every call together with cufftSetStream. Plans are cached process-wide,
-// keyed by (device, R2C/C2R, ph, pw, batch): shapes with the same geometry share them. Creating
-// a plan allocates device memory, so it happens in conv2d_fft_workspace_floats (which must know
-// the plans' work sizes anyway): the CUDA backend calls it when a network reserves its workspace
-// (Network::plan -> Backend::reserve_workspace), before the first step, so training steps only
-// look plans up. A forward/backward call for a shape never sized creates its plans then (once).
-// Plans are never destroyed (a few per layer shape, freed with the process). Thread safety: the
-// cache is guarded by a mutex; each plan has its own mutex held across set-stream, set-work-area
-// and the (asynchronous) exec, so two host threads may run the same shape concurrently, each
-// with its own workspace.
+// cufftSetWorkArea on every call together with cufftSetStream. Plans are cached keyed by (host
+// thread, device, R2C/C2R, ph, pw, batch): shapes with the same geometry share them within a
+// thread. Creating a plan allocates device memory, so it happens in conv2d_fft_workspace_floats
+// (which must know the plans' work sizes anyway): the CUDA backend calls it when a network
+// reserves its workspace (Network::plan -> Backend::reserve_workspace), before the first step, so
+// training steps on that thread only look plans up. A forward/backward call for a shape never
+// sized on its thread creates its plans then (once). Plans are never destroyed (a few per layer
+// shape, freed with the process). Thread safety: cuFFT is thread-safe only "as long as different
+// host threads execute FFTs using different plans" (cuFFT guide, Thread Safety); a plan shared
+// between threads, even with its calls serialized by a lock, is outside that contract (a plan
+// reused across threads gave exec errors in NVIDIA/MatX#1039). Hence the thread in the key; the
+// cache itself is guarded by a mutex. A thread id reused after its thread ended takes over that
+// thread's plans, which nobody else can be using.
 #include <cufft.h>
 
 #include <algorithm>
@@ -41,6 +44,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <thread>
 #include <tuple>
 
 #include "kernels/conv2d_fft.h"
@@ -67,10 +71,10 @@ static_assert(sizeof(FftComplex) == sizeof(cufftComplex) && alignof(FftComplex) 
 struct CachedPlan {
   cufftHandle handle = 0;
   size_t work_bytes = 0;
-  std::mutex exec_mutex;  // held across set-stream / set-work-area / exec
 };
 
-using PlanKey = std::tuple<int, int, int, int, long long>;  // device, cufftType, ph, pw, batch
+// host thread, device, cufftType, ph, pw, batch (the thread: see the file comment)
+using PlanKey = std::tuple<std::thread::id, int, int, int, int, long long>;
 
 std::mutex& plan_cache_mutex() {
   static std::mutex m;
@@ -83,12 +87,13 @@ std::map<PlanKey, std::unique_ptr<CachedPlan>>& plan_cache() {
   return *cache;
 }
 
-// The cached plan for `batch` 2D transforms ph x pw of `type` (CUFFT_R2C or CUFFT_C2R) in the
-// contiguous layouts of conv2d_fft_math.h (real planes ph*pw apart, spectra ph*(pw/2+1) apart).
+// The calling thread's cached plan for `batch` 2D transforms ph x pw of `type` (CUFFT_R2C or
+// CUFFT_C2R) in the contiguous layouts of conv2d_fft_math.h (real planes ph*pw apart, spectra
+// ph*(pw/2+1) apart).
 CachedPlan& get_plan(cufftType type, int ph, int pw, long long batch, const char* op) {
   int device = 0;
   CUDA_CHECK(op, cudaGetDevice(&device));
-  const PlanKey key{device, static_cast<int>(type), ph, pw, batch};
+  const PlanKey key{std::this_thread::get_id(), device, static_cast<int>(type), ph, pw, batch};
   std::lock_guard<std::mutex> lock(plan_cache_mutex());
   auto& cache = plan_cache();
   auto it = cache.find(key);
@@ -135,8 +140,8 @@ ShapePlans shape_plans(const Conv2dShape& s, const Conv2dFftSize& sz, const char
   return p;
 }
 
+// Only the plan's own thread runs it (the key), so setting its stream and work area needs no lock.
 void exec_r2c(CachedPlan& p, float* real, FftComplex* spectra, void* work, cudaStream_t stream, const char* op) {
-  std::lock_guard<std::mutex> lock(p.exec_mutex);
   CUFFT_CHECK(op, cufftSetStream(p.handle, stream));
   CUFFT_CHECK(op, cufftSetWorkArea(p.handle, work));
   CUFFT_CHECK(op, cufftExecR2C(p.handle, real, reinterpret_cast<cufftComplex*>(spectra)));
@@ -144,7 +149,6 @@ void exec_r2c(CachedPlan& p, float* real, FftComplex* spectra, void* work, cudaS
 
 // Note: cuFFT's out-of-place C2R overwrites its input spectra (never needed afterwards here).
 void exec_c2r(CachedPlan& p, FftComplex* spectra, float* real, void* work, cudaStream_t stream, const char* op) {
-  std::lock_guard<std::mutex> lock(p.exec_mutex);
   CUFFT_CHECK(op, cufftSetStream(p.handle, stream));
   CUFFT_CHECK(op, cufftSetWorkArea(p.handle, work));
   CUFFT_CHECK(op, cufftExecC2R(p.handle, reinterpret_cast<cufftComplex*>(spectra), real));

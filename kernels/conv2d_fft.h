@@ -58,11 +58,12 @@ namespace gpu {
 // (bench/bench_ops_cuda.cu, "(FFT)" rows). Backward weights is always direct on the GPU.
 //
 // Plan policy: creating a cuFFT plan allocates device memory, and a training step must not
-// allocate. conv2d_fft_workspace_floats(s) creates (once, cached process-wide by geometry and
-// batch, thread-safe) every plan the two functions below need for s, because the workspace size
-// includes the plans' work area: the CUDA backend sizes the workspace when a network reserves it
-// (Network::plan), so steps only look the plans up. A call for a shape that was never sized
-// creates its plans on that first call. Plans are never freed.
+// allocate. conv2d_fft_workspace_floats(s) creates (once, cached per host thread by geometry and
+// batch: cuFFT plans must not be shared between threads) every plan the two functions below need
+// for s, because the workspace size includes the plans' work area: the CUDA backend sizes the
+// workspace when a network reserves it (Network::plan), so steps on that thread only look the
+// plans up. A call for a shape never sized on its thread creates its plans on that first call.
+// Plans are never freed.
 //
 // Floats of device scratch for forward and backward-data of shape s (padded planes, spectra and
 // the cuFFT work area); creates the cuFFT plans of s (see above).
