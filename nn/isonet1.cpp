@@ -14,12 +14,12 @@ struct Row {
 constexpr Row kLayers[4] = {{"conv1", 1, 64, 9}, {"conv2", 64, 32, 5}, {"conv3", 32, 1, 5}, {"conv4", 1, 1, 1}};
 }  // namespace
 
-IsoNet1::IsoNet1() {
+IsoNet1::IsoNet1(Conv2dAlgo conv_algo) : Network(conv_algo) {
   std::vector<ParamSpec> s;
   for (int l = 0; l < 4; ++l) {
     const Row& r = kLayers[l];
-    conv_[l] = ConvLayer::add(s, r.name, r.c_in, r.c_out, r.k, /*relu=*/true, /*dropout_layer=*/l < 2 ? l : -1,
-                              l == 3 ? ParamInit::GlorotUniformNonNegative : ParamInit::GlorotUniform);
+    conv_[l] = add_conv(s, r.name, r.c_in, r.c_out, r.k, /*relu=*/true, /*dropout_layer=*/l < 2 ? l : -1,
+                        l == 3 ? ParamInit::GlorotUniformNonNegative : ParamInit::GlorotUniform);
   }
   set_layout(std::move(s));
 }

@@ -7,14 +7,14 @@
 
 namespace isonet {
 
-IsoNet2::IsoNet2() {
+IsoNet2::IsoNet2(Conv2dAlgo conv_algo) : Network(conv_algo) {
   std::vector<ParamSpec> s;
-  enc1_ = ConvLayer::add(s, "enc1", 1, 16, 7, true, 0);
-  enc2_ = ConvLayer::add(s, "enc2", 16, 32, 7, true, 1);
-  mid_ = ConvLayer::add(s, "mid", 32, 64, 7, true, 2);
-  dec2_ = ConvLayer::add(s, "dec2", 64 + 32, 32, 7, true, 3);
-  dec1_ = ConvLayer::add(s, "dec1", 32 + 16, 16, 7, true, 4);
-  out_ = ConvLayer::add(s, "out", 16, 1, 1, false);
+  enc1_ = add_conv(s, "enc1", 1, 16, 7, true, 0);
+  enc2_ = add_conv(s, "enc2", 16, 32, 7, true, 1);
+  mid_ = add_conv(s, "mid", 32, 64, 7, true, 2);
+  dec2_ = add_conv(s, "dec2", 64 + 32, 32, 7, true, 3);
+  dec1_ = add_conv(s, "dec1", 32 + 16, 16, 7, true, 4);
+  out_ = add_conv(s, "out", 16, 1, 1, false);
   set_layout(std::move(s));
 }
 

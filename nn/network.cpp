@@ -15,14 +15,32 @@ Architecture parse_architecture(const std::string& name) {
   fail("unknown architecture '", name, "' (known: isonet1, isonet2)");
 }
 
-std::unique_ptr<Network> make_network(Architecture arch) {
-  if (arch == Architecture::IsoNet1) return std::make_unique<IsoNet1>();
-  return std::make_unique<IsoNet2>();
+const char* conv_algo_name(Conv2dAlgo a) {
+  switch (a) {
+    case Conv2dAlgo::Auto: return "auto";
+    case Conv2dAlgo::Direct: return "direct";
+    case Conv2dAlgo::Fft: return "fft";
+  }
+  return "?";
 }
 
-ConvLayer ConvLayer::add(std::vector<ParamSpec>& specs, const std::string& name, int c_in, int c_out, int k,
-                         bool relu, int dropout_layer, ParamInit weight_init) {
+Conv2dAlgo parse_conv_algo(const std::string& name, const char* what) {
+  for (Conv2dAlgo a : {Conv2dAlgo::Auto, Conv2dAlgo::Direct, Conv2dAlgo::Fft})
+    if (name == conv_algo_name(a)) return a;
+  fail(what, ": unknown conv algorithm '", name, "' (known: auto, direct, fft)");
+}
+
+std::unique_ptr<Network> make_network(Architecture arch, Conv2dAlgo conv_algo) {
+  if (arch == Architecture::IsoNet1) return std::make_unique<IsoNet1>(conv_algo);
+  return std::make_unique<IsoNet2>(conv_algo);
+}
+
+ConvLayer Network::add_conv(std::vector<ParamSpec>& specs, const std::string& name, int c_in, int c_out, int k,
+                            bool relu, int dropout_layer, ParamInit weight_init) const {
   ConvLayer l;
+  // A 1x1 conv is one GEMM per image: the frequency domain only adds transforms, so a forced Fft
+  // leaves it direct (as the CPU's Auto does).
+  l.algo = conv_algo_ == Conv2dAlgo::Fft && k == 1 ? Conv2dAlgo::Direct : conv_algo_;
   l.weight = static_cast<int>(specs.size());
   l.c_in = c_in;
   l.c_out = c_out;

@@ -20,6 +20,10 @@ namespace isonet {
 struct TrainerOptions {
   AdamParams adam;         // lr 5e-3 (the paper), PyTorch epsilon convention (kernels/adam.h)
   uint64_t dropout_seed = 0;  // the dropout masks are keyed on (dropout_seed, step, layer)
+  // The network's conv algorithm (make_network): a speed setting, not part of the model (results
+  // agree up to FFT rounding). Auto: the CPU's cost model; on CUDA direct, until the CUDA FFT path
+  // is benchmarked on a GPU.
+  Conv2dAlgo conv_algo = Conv2dAlgo::Auto;
 };
 
 class Trainer {
