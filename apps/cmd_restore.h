@@ -35,6 +35,7 @@
 
 #include "imaging/resample.h"
 #include "imaging/volume.h"
+#include "kernels/conv2d.h"
 #include "kernels/device.h"
 #include "nn/model.h"
 
@@ -50,6 +51,7 @@ struct RestoreSettings {
   int batch = 8;                  // slices per network call (at most)
   size_t max_memory_bytes = size_t(4096) << 20;
   int tile_margin = 48;           // context around a tile (multiple of 4)
+  Conv2dAlgo conv_algo = Conv2dAlgo::Auto;  // the network's conv algorithm (TrainerOptions::conv_algo)
 };
 
 struct RestoreStats {
@@ -71,6 +73,7 @@ struct RestoreOptions {
   std::string interp;             // "" = the model's training interpolation
   std::string fusion = "mean";
   int batch = 8;
+  std::string conv = "auto";      // --conv: auto | direct | fft (TrainerOptions::conv_algo)
   std::string preview;            // PNG of input and result ("" = none)
   bool quiet = false;
 };

@@ -42,6 +42,16 @@ void add_psf(CLI::App* cmd, std::string& psf, std::string& units, std::string& p
       ->capture_default_str();
 }
 
+// --conv of train and restore (TrainerOptions::conv_algo); run_* parse it again with a clear error.
+void add_conv(CLI::App* cmd, std::string& conv) {
+  cmd->add_option("--conv", conv,
+                  "convolution algorithm: auto (the default: per layer, the CPU's measured cost model picks "
+                  "direct or FFT; on CUDA direct for now), direct or fft (forced for every layer but the 1x1 "
+                  "ones; a speed setting: the result is the same up to rounding)")
+      ->check(CLI::IsMember({"auto", "direct", "fft"}))
+      ->capture_default_str();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -80,6 +90,7 @@ int main(int argc, char** argv) {
   train->add_flag("--resume", tr.resume, "continue from the checkpoint in --out (same settings)");
   train->add_option("--loss-plot", tr.loss_plot, "PNG of the training PSNR per step");
   train->add_option("--out", tr.out, "model file (safetensors; also the checkpoint)")->required();
+  add_conv(train, tr.conv);
   train->callback([&] { run_train(tr); });
 
   // restore
@@ -98,6 +109,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   restore->add_option("--batch", rs.batch, "slices per network call (at most)")->capture_default_str();
   restore->add_option("--preview", rs.preview, "also write a PNG preview of input and result");
+  add_conv(restore, rs.conv);
   restore->callback([&] { run_restore(rs); });
 
   // simulate

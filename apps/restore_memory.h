@@ -8,7 +8,7 @@
 // fit at batch 1 on small patches underestimated IsoNet-2 at batches 4-16 of 256^2 to 512^2 slices
 // by 1.4-2.5x (measured against the bytes planned), over the budget. Here every call is priced
 // with the network's own layout (Network::plan_memory) and the device's per-layer
-// conv2d_workspace_floats, whichever algorithm Conv2dAlgo::Auto picks for it.
+// conv2d_workspace_floats, for the algorithm the restore runs each layer with.
 #pragma once
 #include <cstddef>
 #include <memory>
@@ -38,7 +38,8 @@ struct RestoreMemory {
 // The device memory of inference calls of one architecture on one device.
 class InferenceMemory {
  public:
-  InferenceMemory(Architecture arch, Device device);
+  // conv_algo: the Trainer's (TrainerOptions::conv_algo), which decides the op workspace.
+  InferenceMemory(Architecture arch, Device device, Conv2dAlgo conv_algo = Conv2dAlgo::Auto);
   // What a Trainer on this device holds after predict() on [n,1,h,w] as its only call: params,
   // activations, io and workspace (slices and tiles 0). Equal to the bytes it allocates.
   RestoreMemory call(int n, int h, int w);

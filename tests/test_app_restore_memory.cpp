@@ -2,8 +2,8 @@
 // bytes really allocated: a call's estimate equals what Network::plan reserves and what a Trainer
 // allocates, at batch 1 and at a batch where the CPU conv's Auto picks the frequency-domain path
 // for some layer (whose weight-spectra workspace a per-pixel fit cannot follow), over several
-// calls (each buffer only grows), and the plan search keeps the held total within the budget
-// with the largest call that fits.
+// calls (each buffer only grows), also with the convs forced to FFT (--conv fft), and the plan
+// search keeps the held total within the budget with the largest call that fits.
 #include <algorithm>
 #include <cmath>
 #include <string>
@@ -155,6 +155,33 @@ TEST_CASE("restore memory: a call's estimate equals the bytes a Trainer allocate
   // Back to batch 1 after a larger call keeps the larger buffers: the componentwise max, not the last call.
   InferenceMemory mem(Architecture::IsoNet2, Device::CPU);
   CHECK(mem.call(4, 64, 64).max_with(mem.call(1, 32, 32)).device_bytes() == mem.call(4, 64, 64).device_bytes());
+}
+
+TEST_CASE("restore memory: with the convs forced to FFT (restore --conv fft) the estimate still equals the allocation") {
+  TrainerOptions fft;
+  fft.conv_algo = Conv2dAlgo::Fft;
+  for (Architecture arch : kArchs) {
+    const std::string name = architecture_name(arch);
+    CAPTURE(name);
+    InferenceMemory mem(arch, Device::CPU, Conv2dAlgo::Fft), auto_mem(arch, Device::CPU);
+    const Model model = Model::create(arch, 3);
+    const size_t before = device_bytes_in_use(Device::CPU);
+    Trainer trainer(model, Device::CPU, fft);
+    RestoreMemory held;
+    for (const CallShape& c : {CallShape{1, 32, 32}, CallShape{3, 24, 40}, CallShape{1, 16, 16}}) {
+      CAPTURE(c.n);
+      CAPTURE(c.h);
+      CAPTURE(c.w);
+      const std::vector<float> in = test::random_vector(size_t(c.n) * c.h * c.w, 13, 0.f, 1.f);
+      std::vector<float> out(in.size());
+      trainer.predict(in.data(), out.data(), c.n, c.h, c.w);
+      held = held.max_with(mem.call(c.n, c.h, c.w));
+      CHECK(device_bytes_in_use(Device::CPU) - before == held.device_bytes());
+    }
+    // The setting reaches the estimate: at batch 1 of 32x32 Auto keeps every layer direct and the
+    // forced FFT's kernel spectra need more workspace (at other sizes either may be larger).
+    CHECK(mem.call(1, 32, 32).workspace > auto_mem.call(1, 32, 32).workspace);
+  }
 }
 
 TEST_CASE("restore memory: plan_memory prices every call of a plan and restore's host buffers") {
