@@ -12,7 +12,9 @@
 // It reports median, min, max, 10th/90th percentiles and patches/s; it never fails on a time.
 //
 //   bench_model --device cpu|cuda --arch isonet2|isonet1 [--batch 16] [--patch 128] [--warmup W]
-//               [--iters N] [--threads T] [--json] [--probe]
+//               [--iters N] [--threads T] [--conv auto|direct|fft] [--json] [--probe]
+// --conv sets the network's conv algorithm (TrainerOptions::conv_algo; default auto, which on CUDA
+// means direct for now); it is printed in both lines ("conv" in the JSON).
 // --threads sets the OpenMP team of the CPU ops (default: OpenMP's default, all cores).
 // --json prints only the JSON line (otherwise a human line follows it). --probe prints
 // {"built_with_cuda":..,"cuda_devices":..} and exits (used by run_model_bench.sh).
@@ -44,13 +46,14 @@ namespace {
 struct Options {
   std::string device = "cpu";
   std::string arch = "isonet2";
+  std::string conv = "auto";
   int batch = 16, patch = 128, warmup = 2, iters = 10, threads = 0;
   bool json_only = false, probe = false;
 };
 
 const char* kUsage =
     "usage: bench_model --device cpu|cuda --arch isonet2|isonet1 [--batch 16] [--patch 128] [--warmup W]\n"
-    "                   [--iters N] [--threads T] [--json] [--probe]\n";
+    "                   [--iters N] [--threads T] [--conv auto|direct|fft] [--json] [--probe]\n";
 
 int parse_int(const std::string& flag, const char* text, int min) {
   char* end = nullptr;
@@ -74,13 +77,15 @@ Options parse(int argc, char** argv) {
     } else if (a == "--help" || a == "-h") {
       std::fputs(kUsage, stdout);
       std::exit(0);
-    } else if (a == "--device" || a == "--arch" || ints.count(a)) {
+    } else if (a == "--device" || a == "--arch" || a == "--conv" || ints.count(a)) {
       ISONET_CHECK(i + 1 < argc, a, " needs a value\n", kUsage);
       const char* v = argv[++i];
       if (a == "--device")
         o.device = v;
       else if (a == "--arch")
         o.arch = v;
+      else if (a == "--conv")
+        o.conv = v;
       else
         *ints.at(a).first = parse_int(a, v, ints.at(a).second);
     } else {
@@ -89,6 +94,7 @@ Options parse(int argc, char** argv) {
   }
   ISONET_CHECK(o.device == "cpu" || o.device == "cuda", "--device must be cpu or cuda, got '",
                o.device, "'");
+  parse_conv_algo(o.conv, "--conv");  // a bad value fails here, before any work
   return o;
 }
 
@@ -243,8 +249,11 @@ int run(const Options& o) {
   if (o.threads > 0) omp_set_num_threads(o.threads);  // before the first CPU op fixes the team size
   const Device device = select_device(o.device);
   const Architecture arch = parse_architecture(o.arch);
+  const Conv2dAlgo conv = parse_conv_algo(o.conv, "--conv");
   Model model = Model::create(arch, /*seed=*/1);  // dropout 0.2, the paper's
-  Trainer trainer(model, device);                 // Adam lr 5e-3
+  TrainerOptions tro;                             // Adam lr 5e-3
+  tro.conv_algo = conv;
+  Trainer trainer(model, device, tro);
   Tensor x, t;
   make_batch(o.batch, o.patch, device, x, t);
   const ConvWork work = conv_work(trainer.layout(), o.batch, o.patch);
@@ -259,14 +268,14 @@ int run(const Options& o) {
 
   const int threads = device == Device::CPU ? omp_get_max_threads() : 0;
   std::printf(
-      "{\"impl\":\"isonet-cuda\",\"device\":\"%s\",\"arch\":\"%s\",\"batch\":%d,\"patch\":%d,\"threads\":%d,"
+      "{\"impl\":\"isonet-cuda\",\"device\":\"%s\",\"arch\":\"%s\",\"conv\":\"%s\",\"batch\":%d,\"patch\":%d,\"threads\":%d,"
       "\"precision\":\"fp32\",\"warmup\":%d,\"iters\":%d,\"final_loss\":%.6f,\"train\":%s,\"forward\":%s}\n",
-      o.device.c_str(), architecture_name(arch), o.batch, o.patch, threads, o.warmup, o.iters, loss,
+      o.device.c_str(), architecture_name(arch), conv_algo_name(conv), o.batch, o.patch, threads, o.warmup, o.iters, loss,
       json_block(train, o.batch, work.forward_macs + work.backward_macs).c_str(),
       json_block(fwd, o.batch, work.forward_macs).c_str());
   if (!o.json_only)
-    std::printf("isonet-cuda %s %s batch %d patch %d%s: %s; %s\n", o.device.c_str(), architecture_name(arch),
-                o.batch, o.patch, threads ? (" threads " + std::to_string(threads)).c_str() : "",
+    std::printf("isonet-cuda %s %s conv %s batch %d patch %d%s: %s; %s\n", o.device.c_str(),
+                architecture_name(arch), conv_algo_name(conv), o.batch, o.patch, threads ? (" threads " + std::to_string(threads)).c_str() : "",
                 human("train step", train, o.batch, work.forward_macs + work.backward_macs).c_str(),
                 human("forward", fwd, o.batch, work.forward_macs).c_str());
   return 0;

@@ -16,6 +16,11 @@
 #   ISONET_BENCH_THREADS    CPU threads for both sides (default: all cores, nproc)
 #   ISONET_BENCH_CPU_WARMUP, ISONET_BENCH_CPU_ITERS    (default 1, 7)
 #   ISONET_BENCH_CUDA_WARMUP, ISONET_BENCH_CUDA_ITERS  (default 10, 50)
+#   ISONET_BENCH_CUDA_FFT   0 skips the extra CUDA run of IsoNet-2 with --conv fft (default 1: when
+#                           isonet2 is benchmarked on CUDA, it runs right after ours' CUDA runs if
+#                           the budget still holds its cap plus the PyTorch CUDA run's; the table
+#                           gets "isonet2 (conv fft)" rows and a direct-vs-fft line; a skip is noted
+#                           under "Not measured" without failing the script)
 #   ISONET_BENCH_ROUNDS     CPU rounds, each running ours then PyTorch per architecture (default 1);
 #                           more rounds even out a machine whose load changes (the table merges them)
 #   ISONET_BENCH_BUDGET_S   total seconds for all runs (default 170: gpu_check.sh allows 180); a run
@@ -73,13 +78,15 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 results=$work/results.jsonl   # one JSON line per run and PyTorch setting
 failures=$work/failures.txt   # one line per run that failed or was skipped
+notes=$work/notes.txt         # optional runs skipped (listed with the failures, exit status unchanged)
 : >"$results"
+: >"$notes"
 echo "${gpu_unusable:-}" | grep . >"$failures"
 load_start=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)
 
 # Renders the Markdown table from the results so far (to stdout).
 render() {
-  RESULTS=$results FAILURES=$failures BATCH=$batch PATCH=$patch THREADS=$threads COMMIT=$commit \
+  RESULTS=$results FAILURES=$failures NOTES=$notes BATCH=$batch PATCH=$patch THREADS=$threads COMMIT=$commit \
   CPU_MODEL=$cpu_model GPU_NAME=$gpu_name TORCH=$torch_version BUILD=$build LOAD_START=$load_start \
   LOAD_NOW="$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)" NPROC=$(nproc) \
   CPU_ITERS="${ISONET_BENCH_CPU_WARMUP:-1}/${ISONET_BENCH_CPU_ITERS:-7}" \
@@ -92,7 +99,8 @@ raw = [json.loads(l) for l in open(os.environ["RESULTS"]) if l.startswith("{")]
 # extremes of all iterations.
 groups = {}
 for r in raw:
-    groups.setdefault((r["impl"], r["device"], r["arch"], r["precision"]), []).append(r)
+    r.setdefault("conv", "auto")  # PyTorch rows and older bench_model builds state none
+    groups.setdefault((r["impl"], r["device"], r["arch"], r["conv"], r["precision"]), []).append(r)
 rows = []
 for g in groups.values():
     r = dict(g[0], rounds=len(g))
@@ -103,7 +111,7 @@ for g in groups.values():
         if "gflop" in g[0][mode]:
             r[mode]["gflops"] = g[0][mode]["gflop"] / (med * 1e-3)
     rows.append(r)
-ours = {(r["device"], r["arch"]): r for r in rows if r["impl"] == "isonet-cuda"}
+ours = {(r["device"], r["arch"], r["conv"]): r for r in rows if r["impl"] == "isonet-cuda"}
 torch_rows = [r for r in rows if r["impl"] == "pytorch"]
 e = os.environ
 print("# Whole-model benchmark: isonet-cuda vs PyTorch")
@@ -125,21 +133,38 @@ print("| device | arch | mode | ours patches/s | ours ms (min-max) | ours GFLOP/
 print("|---|---|---|---|---|---|---|---|---|---|")
 def ms(b):
     return "%.2f (%.2f-%.2f)" % (b["median_ms"], b["min_ms"], b["max_ms"])
-keys = list(dict.fromkeys([(r["device"], r["arch"]) for r in rows]))
-for dev, arch in keys:
-    o = ours.get((dev, arch))
+# Ours with a forced conv algorithm (bench_model --conv) gets its own rows, "ARCH (conv ALGO)",
+# against the same PyTorch rows.
+keys = list(dict.fromkeys([(r["device"], r["arch"], r["conv"]) for r in rows]))
+for dev, arch, conv in keys:
+    o = ours.get((dev, arch, conv))
+    if conv != "auto" and not o:
+        continue
     ts = [r for r in torch_rows if (r["device"], r["arch"]) == (dev, arch)] or [None]
+    label = arch if conv == "auto" else "%s (conv %s)" % (arch, conv)
     for mode in ("train", "forward"):
         for t in ts:
             ob, tb = (o[mode] if o else None), (t[mode] if t else None)
-            cells = [dev, arch, "train step" if mode == "train" else "forward",
+            cells = [dev, label, "train step" if mode == "train" else "forward",
                      "%.1f" % ob["patches_per_s"] if ob else "-", ms(ob) if ob else "-",
                      "%.0f" % ob["gflops"] if ob else "-",
                      t["precision"] if t else "-",
                      "%.1f" % tb["patches_per_s"] if tb else "-", ms(tb) if tb else "-",
                      "**%.2f**" % (ob["patches_per_s"] / tb["patches_per_s"]) if ob and tb else "-"]
             print("| " + " | ".join(cells) + " |")
+# The conv algorithms side by side (auto on CUDA is direct, kernels/conv2d.h).
+for (dev, arch, conv), o in ours.items():
+    a = ours.get((dev, arch, "auto"))
+    if conv == "auto" or not a:
+        continue
+    base = "direct" if dev == "cuda" else "auto"
+    print()
+    print("%s %s, conv %s vs %s: train step %.2f vs %.2f ms (%.2fx), forward %.2f vs %.2f ms (%.2fx); "
+          "> 1x: %s is faster" % (dev, arch, conv, base, o["train"]["median_ms"], a["train"]["median_ms"],
+                                  a["train"]["median_ms"] / o["train"]["median_ms"], o["forward"]["median_ms"],
+                                  a["forward"]["median_ms"], a["forward"]["median_ms"] / o["forward"]["median_ms"], conv))
 fails = [l.strip() for l in open(os.environ["FAILURES"]) if l.strip()]
+fails += [l.strip() for l in open(os.environ["NOTES"]) if l.strip()]
 if fails:
     print()
     print("Not measured:")
@@ -179,6 +204,18 @@ run_one() {
   save
 }
 
+# run_optional LABEL NEED_S CAP_S CMD...: run_one, only while NEED_S seconds of the budget are left
+# (else a note, not a failure).
+run_optional() {
+  local label=$1 need=$2
+  shift 2
+  if ((budget - SECONDS < need)); then
+    echo "$label: skipped (needs ${need} s of the budget, $((budget - SECONDS)) s left)" | tee -a "$notes"
+    return
+  fi
+  run_one "$label" "$@"
+}
+
 torch_bench=(bench/torch_model_bench.py --batch "$batch" --patch "$patch" --json)
 
 # CUDA first: on the GPU machine it is the point of the run.
@@ -189,6 +226,12 @@ if [[ -n "$gpu_name" ]]; then
     run_one "ours cuda $arch" 60 "$exe" --device cuda --arch "$arch" --batch "$batch" --patch "$patch" \
       --warmup "$cw" --iters "$ci" --json
   done
+  # The CUDA FFT convs against Auto (direct on CUDA), right after it on the same warm GPU. It may
+  # take its 45 s cap only if the PyTorch CUDA run's 90 s stay after it.
+  if [[ "${ISONET_BENCH_CUDA_FFT:-1}" != 0 && " $archs " == *" isonet2 "* ]]; then
+    run_optional "ours cuda isonet2 conv fft" $((45 + 90)) 45 "$exe" --device cuda --arch isonet2 --conv fft \
+      --batch "$batch" --patch "$patch" --warmup "$cw" --iters "$ci" --json
+  fi
   if [[ -n "$py" ]]; then
     run_one "pytorch cuda ${archs// /,}" 90 "$py" "${torch_bench[@]}" --device cuda --arch "${archs// /,}" \
       --warmup "$cw" --iters "$ci"
