@@ -27,12 +27,12 @@
 #                           gets at most what is left, and runs that no longer fit are skipped
 #   ISONET_COMMIT           commit to record (the device copy of the tree may have no .git)
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 
 out_md=${1:-}
 build=${ISONET_BUILD_DIR:-}
 if [[ -z "$build" ]]; then
-  if [[ -x build-gpu/bench/bench_model ]]; then build=build-gpu; else build=build; fi
+  if [[ -x build-gpu/bench/bench_model ]]; then build="build-gpu"; else build="build"; fi
 fi
 exe=$build/bench/bench_model
 if [[ ! -x "$exe" ]]; then
