@@ -682,6 +682,13 @@ double direct_seconds(const Conv2dShape& s) {
   return macs * blocks * (s.c_in == 1 || s.c_out == 1 ? kDirectThinSecPerMac : kDirectSecPerMac);
 }
 
+// Floats of workspace for shape s computed with geometry g: up to 15 floats to reach a 64-byte
+// boundary (aligned_base), the three spectra sets, the twiddles, and every team thread's scratch.
+size_t workspace_floats(const Conv2dShape& s, const Geometry& g) {
+  return 16 + g.set_floats(g.p_in) + g.set_floats(g.p_out) + g.set_floats(g.p_w) + Twiddles::floats(g, s.k) +
+         g.thread_floats(s.k) * size_t(conv_threads());
+}
+
 // ---- the three passes -----------------------------------------------------------------------------
 
 // The workspace carved for one call: aligned base, the three spectra sets, twiddles, scratch.
@@ -739,6 +746,35 @@ void check_pointers(const char* op, std::initializer_list<std::pair<const void*,
   for (const auto& p : ptrs) check_not_null(p.first, op, p.second);
 }
 
+// Forward and backward data: the spectra of src [n, src.planes/n, h, w] (into `src`) and of the
+// kernels (into wk.w, scaled by the inverse transform's 1/(ph*pw)), the per-bin product `prod`
+// (conjugating the kernels' spectra for backward data) into prod.O, and the inverse transform of
+// its planes cropped into dst [n, prod.O.planes/n, h, w] with bias (may be null) and ReLU.
+void kernel_product_pass(const Conv2dShape& s, const Work& wk, const float* src, const Spectra& src_set,
+                         const float* weight, const Product& prod, bool conj, const float* bias, bool relu,
+                         float* dst) {
+  const Geometry& g = wk.g;
+  const size_t plane = size_t(s.h) * s.w, kk = size_t(s.k) * s.k;
+  const float scale = 1.f / (float(g.ph) * float(g.pw));
+  const int src_planes = src_set.planes, dst_planes = prod.O.planes, dst_channels = dst_planes / s.n;
+#pragma omp parallel num_threads(wk.threads)
+  {
+    const Scratch sc = thread_scratch(wk);
+#pragma omp for schedule(dynamic, 1)
+    for (int it = 0; it < src_planes + g.p_w; ++it) {
+      if (it < src_planes)
+        transform_plane(g, wk.plans, src + size_t(it) * plane, s.h, s.w, sc, src_set, it);
+      else
+        kernel_spectrum(g, wk.tw, weight + size_t(it - src_planes) * kk, s.k, scale, sc, wk.w, it - src_planes);
+    }
+    product(g, prod, conj);
+#pragma omp for schedule(dynamic, 1)
+    for (int q = 0; q < dst_planes; ++q)
+      inverse_plane(g, wk.plans, prod.O, q, s.h, s.w, bias ? bias[q % dst_channels] : 0.f, relu, sc,
+                    dst + size_t(q) * plane);
+  }
+}
+
 }  // namespace
 
 bool conv2d_fft_preferred(const Conv2dShape& s) {
@@ -750,16 +786,15 @@ bool conv2d_fft_preferred(const Conv2dShape& s) {
   // save tens of microseconds there (the test shapes), not worth the transforms' rounding. So do
   // shapes whose FFT workspace would pass kFftMaxWorkspaceBytes.
   if (s.k == 1) return false;
-  if (double(conv2d_fft_workspace_floats(s)) * sizeof(float) > kFftMaxWorkspaceBytes) return false;
+  const Choice choice = choose(s);
+  if (double(workspace_floats(s, choice.g)) * sizeof(float) > kFftMaxWorkspaceBytes) return false;
   const double direct = direct_seconds(s);
-  return direct >= kFftMinDirectSeconds && choose(s).seconds < 0.8 * direct;
+  return direct >= kFftMinDirectSeconds && choice.seconds < 0.8 * direct;
 }
 
 size_t conv2d_fft_workspace_floats(const Conv2dShape& s) {
   check_conv2d_shape(s, "conv2d_fft_workspace_floats");
-  const Geometry g = geometry(s);
-  return 16 + g.set_floats(g.p_in) + g.set_floats(g.p_out) + g.set_floats(g.p_w) + Twiddles::floats(g, s.k) +
-         g.thread_floats(s.k) * size_t(conv_threads());
+  return workspace_floats(s, geometry(s));
 }
 
 void conv2d_fft_forward(const Conv2dShape& s, const float* x, const float* weight, const float* bias, float* y,
@@ -768,27 +803,9 @@ void conv2d_fft_forward(const Conv2dShape& s, const float* x, const float* weigh
   check_conv2d_shape(s, op);
   check_pointers(op, {{x, "x"}, {weight, "weight"}, {y, "y"}});
   const Work wk = carve(s, workspace, op);
-  const Geometry& g = wk.g;
-  const size_t plane = size_t(s.h) * s.w, kk = size_t(s.k) * s.k;
-  const float scale = 1.f / (float(g.ph) * float(g.pw));
   // Y[n,o] = sum_c G[o,c] X[n,c]: A = X (i=n, r=c), B = G (j=o, r=c), out = Y (n*c_out + o).
   const Product prod{wk.in, wk.w, wk.out, s.c_in, 1, s.c_in, 1, s.c_out, 1, s.n, s.c_out, s.c_in};
-#pragma omp parallel num_threads(wk.threads)
-  {
-    const Scratch sc = thread_scratch(wk);
-#pragma omp for schedule(dynamic, 1)
-    for (int it = 0; it < g.p_in + g.p_w; ++it) {
-      if (it < g.p_in)
-        transform_plane(g, wk.plans, x + size_t(it) * plane, s.h, s.w, sc, wk.in, it);
-      else
-        kernel_spectrum(g, wk.tw, weight + size_t(it - g.p_in) * kk, s.k, scale, sc, wk.w, it - g.p_in);
-    }
-    product(g, prod, false);
-#pragma omp for schedule(dynamic, 1)
-    for (int q = 0; q < g.p_out; ++q)
-      inverse_plane(g, wk.plans, wk.out, q, s.h, s.w, bias ? bias[q % s.c_out] : 0.f, fuse_relu, sc,
-                    y + size_t(q) * plane);
-  }
+  kernel_product_pass(s, wk, x, wk.in, weight, prod, false, bias, fuse_relu, y);
 }
 
 void conv2d_fft_backward_data(const Conv2dShape& s, const float* dy, const float* weight, float* dx,
@@ -797,26 +814,9 @@ void conv2d_fft_backward_data(const Conv2dShape& s, const float* dy, const float
   check_conv2d_shape(s, op);
   check_pointers(op, {{dy, "dy"}, {weight, "weight"}, {dx, "dx"}});
   const Work wk = carve(s, workspace, op);
-  const Geometry& g = wk.g;
-  const size_t plane = size_t(s.h) * s.w, kk = size_t(s.k) * s.k;
-  const float scale = 1.f / (float(g.ph) * float(g.pw));
   // DX[n,c] = sum_o DY[n,o] conj(G[o,c]): A = DY (i=n, r=o), B = G (j=c, r=o), out = DX (n*c_in + c).
   const Product prod{wk.out, wk.w, wk.in, s.c_out, 1, 1, s.c_in, s.c_in, 1, s.n, s.c_in, s.c_out};
-#pragma omp parallel num_threads(wk.threads)
-  {
-    const Scratch sc = thread_scratch(wk);
-#pragma omp for schedule(dynamic, 1)
-    for (int it = 0; it < g.p_out + g.p_w; ++it) {
-      if (it < g.p_out)
-        transform_plane(g, wk.plans, dy + size_t(it) * plane, s.h, s.w, sc, wk.out, it);
-      else
-        kernel_spectrum(g, wk.tw, weight + size_t(it - g.p_out) * kk, s.k, scale, sc, wk.w, it - g.p_out);
-    }
-    product(g, prod, true);
-#pragma omp for schedule(dynamic, 1)
-    for (int q = 0; q < g.p_in; ++q)
-      inverse_plane(g, wk.plans, wk.in, q, s.h, s.w, 0.f, false, sc, dx + size_t(q) * plane);
-  }
+  kernel_product_pass(s, wk, dy, wk.out, weight, prod, true, nullptr, false, dx);
 }
 
 void conv2d_fft_backward_weights(const Conv2dShape& s, const float* x, const float* dy, float* dweight,

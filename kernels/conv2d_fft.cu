@@ -329,6 +329,30 @@ void output_planes(const Conv2dShape& s, const Conv2dFftSize& sz, size_t planes,
   CUDA_CHECK_LAUNCH(op);
 }
 
+// Forward (src = x, dst = y) or backward data (src = dy, dst = dx): steps 1-7 of the file comment.
+//   forward:       Y[m,o]  = sum_c G[o,c] X[m,c]         weight plane of (q = o, r = c) is o * c_in + c
+//   backward data: DX[m,c] = sum_o conj(G[o,c]) DY[m,o]  weight plane of (q = c, r = o) is o * c_in + c
+void kernel_product_pass(const Conv2dShape& s, const float* src, const float* weight, bool backward_data,
+                         const float* bias, bool relu, float* dst, float* workspace, cudaStream_t stream,
+                         const char* op) {
+  const Conv2dFftSize sz = conv2d_fft_size(s);
+  const ShapePlans plans = shape_plans(s, sz, op);
+  const Conv2dFftLayout L = fftconv::conv2d_fft_layout(s, sz, plans.work_bytes());
+  const Regions r = carve(workspace, L, op);
+  const int src_channels = backward_data ? s.c_out : s.c_in, dst_channels = backward_data ? s.c_in : s.c_out;
+  const size_t src_planes = static_cast<size_t>(s.n) * src_channels;
+  const size_t dst_planes = static_cast<size_t>(s.n) * dst_channels;
+
+  weight_spectra(s, sz, weight, r, *plans.weights_r2c, stream, op);
+  input_spectra(s, sz, src, src_planes, r, backward_data ? *plans.dy_r2c : *plans.in_r2c, stream, op);
+  const size_t q_stride = backward_data ? 1 : static_cast<size_t>(s.c_in);
+  const size_t r_stride = backward_data ? static_cast<size_t>(s.c_in) : 1;
+  const SpectralProductArgs a{r.data, r.weight, r.out, s.n, dst_channels, src_channels, L.bins, q_stride, r_stride};
+  launch_product(a, backward_data, stream, op);
+  output_planes(s, sz, dst_planes, dst_channels, bias, relu, dst, r, backward_data ? *plans.dx_c2r : *plans.out_c2r,
+                stream, op);
+}
+
 }  // namespace
 
 size_t conv2d_fft_workspace_floats(const Conv2dShape& s) {
@@ -345,19 +369,7 @@ void conv2d_fft_forward(const Conv2dShape& s, const float* x, const float* weigh
   check_not_null(x, op, "x");
   check_not_null(weight, op, "weight");
   check_not_null(y, op, "y");
-  const Conv2dFftSize sz = conv2d_fft_size(s);
-  const ShapePlans plans = shape_plans(s, sz, op);
-  const Conv2dFftLayout L = fftconv::conv2d_fft_layout(s, sz, plans.work_bytes());
-  const Regions r = carve(workspace, L, op);
-  const size_t nc_in = static_cast<size_t>(s.n) * s.c_in, nc_out = static_cast<size_t>(s.n) * s.c_out;
-
-  weight_spectra(s, sz, weight, r, *plans.weights_r2c, stream, op);
-  input_spectra(s, sz, x, nc_in, r, *plans.in_r2c, stream, op);
-  // Y[m,o] = sum_c G[o,c] X[m,c]: weight plane of (q = o, r = c) is o * c_in + c.
-  const SpectralProductArgs a{r.data, r.weight, r.out, s.n, s.c_out, s.c_in, L.bins,
-                              static_cast<size_t>(s.c_in), 1};
-  launch_product(a, false, stream, op);
-  output_planes(s, sz, nc_out, s.c_out, bias, fuse_relu, y, r, *plans.out_c2r, stream, op);
+  kernel_product_pass(s, x, weight, /*backward_data=*/false, bias, fuse_relu, y, workspace, stream, op);
 }
 
 void conv2d_fft_backward_data(const Conv2dShape& s, const float* dy, const float* weight, float* dx,
@@ -367,19 +379,7 @@ void conv2d_fft_backward_data(const Conv2dShape& s, const float* dy, const float
   check_not_null(dy, op, "dy");
   check_not_null(weight, op, "weight");
   check_not_null(dx, op, "dx");
-  const Conv2dFftSize sz = conv2d_fft_size(s);
-  const ShapePlans plans = shape_plans(s, sz, op);
-  const Conv2dFftLayout L = fftconv::conv2d_fft_layout(s, sz, plans.work_bytes());
-  const Regions r = carve(workspace, L, op);
-  const size_t nc_in = static_cast<size_t>(s.n) * s.c_in, nc_out = static_cast<size_t>(s.n) * s.c_out;
-
-  weight_spectra(s, sz, weight, r, *plans.weights_r2c, stream, op);
-  input_spectra(s, sz, dy, nc_out, r, *plans.dy_r2c, stream, op);
-  // DX[m,c] = sum_o conj(G[o,c]) DY[m,o]: weight plane of (q = c, r = o) is o * c_in + c.
-  const SpectralProductArgs a{r.data, r.weight, r.out, s.n, s.c_in, s.c_out, L.bins, 1,
-                              static_cast<size_t>(s.c_in)};
-  launch_product(a, true, stream, op);
-  output_planes(s, sz, nc_in, s.c_in, nullptr, false, dx, r, *plans.dx_c2r, stream, op);
+  kernel_product_pass(s, dy, weight, /*backward_data=*/true, nullptr, false, dx, workspace, stream, op);
 }
 
 }  // namespace isonet::gpu
