@@ -785,11 +785,13 @@ bool conv2d_fft_preferred(const Conv2dShape& s) {
   // Calls the direct path finishes within kFftMinDirectSeconds stay direct too: the FFT could
   // save tens of microseconds there (the test shapes), not worth the transforms' rounding. So do
   // shapes whose FFT workspace would pass kFftMaxWorkspaceBytes.
+  // The cheap tests first: every conv call with Auto asks this, most of them small.
   if (s.k == 1) return false;
+  const double direct = direct_seconds(s);
+  if (direct < kFftMinDirectSeconds) return false;
   const Choice choice = choose(s);
   if (double(workspace_floats(s, choice.g)) * sizeof(float) > kFftMaxWorkspaceBytes) return false;
-  const double direct = direct_seconds(s);
-  return direct >= kFftMinDirectSeconds && choice.seconds < 0.8 * direct;
+  return choice.seconds < 0.8 * direct;
 }
 
 size_t conv2d_fft_workspace_floats(const Conv2dShape& s) {
