@@ -1,10 +1,17 @@
 // training_tolerance.h: how far two training runs of the same model, data and dropout masks may
 // drift apart when they compute the convolutions differently (CPU vs CUDA direct sums, or the
-// frequency domain vs the direct sums). Shared by test_cuda_model_parity.cpp and
-// test_nn_conv_algo.cpp. Step-1 gradients use one bound for both (1e-4 of the tensor's largest
-// gradient + 1e-3 relative, as in test_torch_reference.cpp); what follows bounds the later steps.
+// frequency domain vs the direct sums), and the checks that apply those bounds. Shared by
+// test_cuda_model_parity.cpp, test_nn_conv_algo.cpp and test_cuda_app.cpp. Step-1 gradients use
+// one bound for both (1e-4 of the tensor's largest gradient + 1e-3 relative, as in
+// test_torch_reference.cpp); TrainingTolerance bounds the later steps.
 #pragma once
+#include <algorithm>
+#include <cmath>
 #include <cstddef>
+#include <vector>
+
+#include "nn/parameters.h"
+#include "test_util.h"
 
 namespace isonet::test {
 
@@ -29,5 +36,40 @@ constexpr TrainingTolerance kReorderTolerance{1e-3, 1e-4, 1e-5, 1e-3};
 // 1.2% of them beyond 1e-3 (IsoNet-1, 5 steps: 3e-4 dB, rms 5e-6, none beyond 1e-3). The bounds
 // leave ~4x margin and are still 10x below how far training moves the weights (rms ~2.4e-2).
 constexpr TrainingTolerance kFftTolerance{1e-2, 1e-3, 2e-3, 5e-2};
+
+// Step-1 gradients of run b against run a ([layout.total_floats()] each), tensor by tensor:
+// 1e-4 of the tensor's largest |gradient| in a + 1e-3 relative (~100x the observed differences).
+inline void check_step1_gradients(const ParamLayout& layout, const std::vector<float>& ga,
+                                  const std::vector<float>& gb) {
+  for (size_t i = 0; i < layout.size(); ++i) {
+    const size_t off = layout.offset(i), cnt = layout.spec(i).numel();
+    float scale = 0;
+    for (size_t j = 0; j < cnt; ++j) scale = std::max(scale, std::fabs(ga[off + j]));
+    CHECK_CLOSE_ARRAYS("gradient of " << layout.spec(i).name, ga.data() + off, gb.data() + off, cnt, 1e-4 * scale,
+                       1e-3);
+  }
+}
+
+// The losses of one step (dB): b finite and within tol of a.
+inline void check_step_loss(double la, double lb, const TrainingTolerance& tol) {
+  CHECK(std::isfinite(lb));
+  CHECK(std::fabs(la - lb) <= tol.loss_abs + tol.loss_rel * std::fabs(la));
+}
+
+// The final weights of both runs after `steps` Adam steps of learning rate lr, from `initial`:
+// rms and fraction within tol; any single element at most a sign flip (2 lr) per step apart; and
+// run a moved its weights by an rms above min_moved (so the comparison means something).
+inline void check_final_weights(const std::vector<float>& wa, const std::vector<float>& wb,
+                                const std::vector<float>& initial, int steps, double lr, double min_moved,
+                                const TrainingTolerance& tol) {
+  REQUIRE(wb.size() == wa.size());
+  const WeightDiff d = weight_diff(wa, wb), moved = weight_diff(wa, initial);
+  INFO("final weights: rms diff " << d.rms << ", max diff " << d.max << ", " << d.above
+                                  << " elements beyond 1e-3; training moved them by rms " << moved.rms);
+  CHECK(d.rms <= tol.weight_rms);
+  CHECK(d.max <= steps * 2 * lr);
+  CHECK(double(d.above) <= tol.above_fraction * wa.size());
+  CHECK(moved.rms > min_moved);
+}
 
 }  // namespace isonet::test
