@@ -107,16 +107,9 @@ bench_md=()
 san_used=0
 sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
 
-note() { echo "== gpu_check: $*"; }
-record() { status+=("$1: $2"); note "$1: $2"; }
-now() { date +%s; }
-left() { echo $((deadline - $(now))); }
-# limit CAP RESERVE: seconds a step may take: CAP, or less so that RESERVE seconds stay for the
-# steps after it.
-limit() {
-  local l=$(($(left) - $2))
-  echo $((l < $1 ? l : $1))
-}
+STEP_TAG=gpu_check
+# shellcheck source=bench/gpu_steps.sh
+source bench/gpu_steps.sh  # now, left, limit, note, record
 
 write_summary() {
   {

@@ -53,13 +53,9 @@ demo_md=()       # demo section lines
 trip_md=()       # round trip section lines
 table1_md=""     # the Table 1 Markdown file, when written
 
-note() { echo "== gpu_demo: $*"; }
-record() { status+=("$1: $2"); note "$1: $2"; }
-now() { date +%s; }
-limit() {  # limit CAP RESERVE: CAP, or less so that RESERVE seconds stay for what follows
-  local l=$((deadline - $(now) - $2))
-  echo $((l < $1 ? l : $1))
-}
+STEP_TAG=gpu_demo
+# shellcheck source=bench/gpu_steps.sh
+source bench/gpu_steps.sh  # now, left, limit, note, record
 # Prefixes every line with the epoch second it arrived (phase timings of a stopped run).
 stamp_lines() {
   local line
