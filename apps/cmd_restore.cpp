@@ -120,10 +120,13 @@ Volume restore_volume(const Model& model, const Volume& input, const RestoreSett
 
   // 3. The network on every XZ and YZ slice; 4. fusion into `result`.
   TrainerOptions tro;
-  tro.conv_algo = st.conv_algo;
+  tro.conv = st.conv;
   Trainer trainer(model, st.device, tro);
-  InferenceMemory mem(model.architecture, st.device, st.conv_algo);
-  if (st.conv_algo != Conv2dAlgo::Auto) log << "restore: conv algorithm " << conv_algo_name(st.conv_algo) << " (forced)\n";
+  InferenceMemory mem(model.architecture, st.device, st.conv);
+  if (st.conv.algo != Conv2dAlgo::Auto) log << "restore: conv algorithm " << conv_algo_name(st.conv.algo) << " (forced)\n";
+  if (st.conv.math != Conv2dMath::Fp32 && st.device == Device::CUDA)
+    log << "restore: conv math " << conv_math_name(st.conv.math) << " (tensor cores)\n";
+  note_cpu_conv_math(log, "restore", st.conv.math, st.device);
   RestoreMemory held;  // what the run holds so far (each buffer only grows)
   Volume result(up.nz, up.ny, up.nx);
   RestoreStats local;
@@ -202,7 +205,8 @@ Volume run_restore(const RestoreOptions& opt) {
   st.interp = opt.interp.empty() ? model_interp(model) : parse_interp(opt.interp.c_str());
   st.fusion = parse_fusion(opt.fusion);
   st.batch = opt.batch;
-  st.conv_algo = parse_conv_algo(opt.conv, "restore: --conv");
+  st.conv.algo = parse_conv_algo(opt.conv, "restore: --conv");
+  st.conv.math = parse_conv_math(opt.math, "restore: --math");
   st.max_memory_bytes = size_t(opt.max_memory_mb * 1048576.0);
   const double S = model.metadata.subsampling;
   out << "restore: model " << opt.model << " (" << architecture_name(model.architecture) << ", " << model.steps

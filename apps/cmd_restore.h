@@ -38,6 +38,7 @@
 #include "kernels/conv2d.h"
 #include "kernels/device.h"
 #include "nn/model.h"
+#include "nn/network.h"
 
 namespace isonet::app {
 
@@ -51,7 +52,7 @@ struct RestoreSettings {
   int batch = 8;                  // slices per network call (at most)
   size_t max_memory_bytes = size_t(4096) << 20;
   int tile_margin = 48;           // context around a tile (multiple of 4)
-  Conv2dAlgo conv_algo = Conv2dAlgo::Auto;  // the network's conv algorithm (TrainerOptions::conv_algo)
+  ConvSettings conv;              // how the network's convs run (TrainerOptions::conv)
 };
 
 struct RestoreStats {
@@ -73,7 +74,8 @@ struct RestoreOptions {
   std::string interp;             // "" = the model's training interpolation
   std::string fusion = "mean";
   int batch = 8;
-  std::string conv = "auto";      // --conv: auto | direct | fft (TrainerOptions::conv_algo)
+  std::string conv = "auto";      // --conv: auto | direct | fft (TrainerOptions::conv.algo)
+  std::string math = "fp32";      // --math: fp32 | tf32 (TrainerOptions::conv.math; CUDA only)
   std::string preview;            // PNG of input and result ("" = none)
   bool quiet = false;
 };

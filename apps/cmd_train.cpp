@@ -144,7 +144,7 @@ TrainResult run_train(const TrainOptions& opt) {
   ISONET_CHECK(opt.psf_mode == "split" || opt.psf_mode == "full", "train: --psf-mode must be split or full, got '",
                opt.psf_mode, "'");
   const Architecture arch = parse_architecture(opt.model);
-  const Conv2dAlgo conv_algo = parse_conv_algo(opt.conv, "train: --conv");
+  const ConvSettings conv{parse_conv_algo(opt.conv, "train: --conv"), parse_conv_math(opt.math, "train: --math")};
   const Interp interp = parse_interp(opt.interp.c_str());
   const PsfSpec spec = parse_psf_spec(opt.psf);
   std::vector<double> voxel_override;
@@ -188,6 +188,7 @@ TrainResult run_train(const TrainOptions& opt) {
 
   // Training pairs.
   const Device device = select_device(opt.device);
+  note_cpu_conv_math(out, "train", conv.math, device);
   TrainingPairOptions popt;
   popt.factor = S;
   popt.interp = interp;
@@ -240,7 +241,7 @@ TrainResult run_train(const TrainOptions& opt) {
   TrainerOptions tro;
   tro.adam.lr = float(opt.lr);
   tro.dropout_seed = opt.seed;
-  tro.conv_algo = conv_algo;
+  tro.conv = conv;
   const int B = opt.batch, P = opt.patch;
   const size_t patch_floats = size_t(P) * P;
   const std::string oom_hint = "lower --batch or --patch, or train with --device cpu";
@@ -249,7 +250,8 @@ TrainResult run_train(const TrainOptions& opt) {
         Trainer trainer(model, device, tro);
         out << "train: " << architecture_name(arch) << " (" << trainer.layout().parameter_count() << " parameters) on "
             << device_name(device) << ", steps " << model.steps + 1 << ".." << opt.steps << ", batch " << B
-            << ", lr " << opt.lr << ", conv " << conv_algo_name(conv_algo) << "\n";
+            << ", lr " << opt.lr << ", conv " << conv_algo_name(conv.algo) << ", math " << conv_math_name(conv.math)
+            << "\n";
         out.flush();
         Tensor inputs(Shape{B, 1, P, P}, Device::CPU), targets(Shape{B, 1, P, P}, Device::CPU);
         BatchSampler sampler(pairs.n, opt.seed);

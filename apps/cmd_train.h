@@ -40,7 +40,8 @@ struct TrainOptions {
   float dropout = 0.2f;
   uint64_t seed = 0;
   std::string device = "auto";
-  std::string conv = "auto";    // --conv: auto | direct | fft (TrainerOptions::conv_algo; not a model setting)
+  std::string conv = "auto";    // --conv: auto | direct | fft (TrainerOptions::conv.algo; not a model setting)
+  std::string math = "fp32";    // --math: fp32 | tf32 (TrainerOptions::conv.math; CUDA only; not a model setting)
   long checkpoint_every = 500;  // 0: only at the end
   bool resume = false;
   std::string loss_plot;     // PNG of the training PSNR per step ("" = none)

@@ -82,6 +82,11 @@ void with_oom_hint(const std::function<void()>& body, const std::string& hint) {
   }
 }
 
+void note_cpu_conv_math(std::ostream& log, const char* cmd, Conv2dMath math, Device device) {
+  if (math == Conv2dMath::Tf32 && device == Device::CPU)
+    log << cmd << ": --math tf32 applies to CUDA only; the CPU computes the convolutions in fp32\n";
+}
+
 std::string describe_voxel(const VoxelSize& v) {
   std::ostringstream os;
   os << "z " << v.z << " x y " << v.y << " x x " << v.x << " " << v.unit;

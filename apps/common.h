@@ -1,6 +1,7 @@
 // common.h: small helpers shared by the `isonet` commands: reading input volumes with the checks
 // every command needs (file present, 3D, finite), number formatting that shows a value exactly as
-// used, comma-separated number lists, and the hint added to out-of-memory errors.
+// used, comma-separated number lists, the hint added to out-of-memory errors, and the note that
+// --math tf32 does nothing on the CPU.
 #pragma once
 #include <functional>
 #include <iosfwd>
@@ -9,6 +10,8 @@
 
 #include "imaging/tiff.h"
 #include "imaging/volume.h"
+#include "kernels/conv2d.h"
+#include "kernels/device.h"
 
 namespace isonet::app {
 
@@ -32,6 +35,10 @@ std::vector<double> parse_number_list(const std::string& text, int count, const 
 // Runs `body`; an isonet::Error mentioning "out of memory" is rethrown with `hint` appended, so
 // the user learns which option (e.g. --max-memory, --batch) to lower.
 void with_oom_hint(const std::function<void()>& body, const std::string& hint);
+
+// --math tf32 on the CPU, which ignores it: writes the one line "CMD: --math tf32 applies to CUDA
+// only; the CPU computes the convolutions in fp32" to `log`. Nothing for fp32 or on CUDA.
+void note_cpu_conv_math(std::ostream& log, const char* cmd, Conv2dMath math, Device device);
 
 // "(Z,Y,X) voxel z x y x x unit" for logs.
 std::string describe_voxel(const VoxelSize& v);

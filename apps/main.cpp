@@ -42,13 +42,22 @@ void add_psf(CLI::App* cmd, std::string& psf, std::string& units, std::string& p
       ->capture_default_str();
 }
 
-// --conv of train and restore (TrainerOptions::conv_algo); run_* parse it again with a clear error.
+// --conv and --math of train and restore (TrainerOptions::conv); run_* parse them again with a
+// clear error.
 void add_conv(CLI::App* cmd, std::string& conv) {
   cmd->add_option("--conv", conv,
                   "convolution algorithm: auto (the default: per layer, the CPU's measured cost model picks "
                   "direct or FFT; on CUDA direct for now), direct or fft (forced for every layer but the 1x1 "
                   "ones; a speed setting: the result is the same up to rounding)")
       ->check(CLI::IsMember({"auto", "direct", "fft"}))
+      ->capture_default_str();
+}
+
+void add_math(CLI::App* cmd, std::string& math) {
+  cmd->add_option("--math", math,
+                  "arithmetic of the CUDA convolutions: fp32 (the default) or tf32 (tensor cores, like PyTorch's "
+                  "allow_tf32; ~1e-3 relative rounding); ignored on the CPU, which computes in fp32 (logged once)")
+      ->check(CLI::IsMember({"fp32", "tf32"}))
       ->capture_default_str();
 }
 
@@ -91,6 +100,7 @@ int main(int argc, char** argv) {
   train->add_option("--loss-plot", tr.loss_plot, "PNG of the training PSNR per step");
   train->add_option("--out", tr.out, "model file (safetensors; also the checkpoint)")->required();
   add_conv(train, tr.conv);
+  add_math(train, tr.math);
   train->callback([&] { run_train(tr); });
 
   // restore
@@ -110,6 +120,7 @@ int main(int argc, char** argv) {
   restore->add_option("--batch", rs.batch, "slices per network call (at most)")->capture_default_str();
   restore->add_option("--preview", rs.preview, "also write a PNG preview of input and result");
   add_conv(restore, rs.conv);
+  add_math(restore, rs.math);
   restore->callback([&] { run_restore(rs); });
 
   // simulate

@@ -20,8 +20,8 @@ RestoreMemory RestoreMemory::max_with(const RestoreMemory& o) const {
   return m;
 }
 
-InferenceMemory::InferenceMemory(Architecture arch, Device device, Conv2dAlgo conv_algo)
-    : net_(make_network(arch, conv_algo)), device_(device) {
+InferenceMemory::InferenceMemory(Architecture arch, Device device, ConvSettings conv)
+    : net_(make_network(arch, conv)), device_(device) {
   // Parameters allocates four flat arrays: weights, gradients, Adam's m and v.
   params_ = 4 * net_->layout().total_floats() * sizeof(float);
 }

@@ -38,8 +38,8 @@ struct RestoreMemory {
 // The device memory of inference calls of one architecture on one device.
 class InferenceMemory {
  public:
-  // conv_algo: the Trainer's (TrainerOptions::conv_algo), which decides the op workspace.
-  InferenceMemory(Architecture arch, Device device, Conv2dAlgo conv_algo = Conv2dAlgo::Auto);
+  // conv: the Trainer's (TrainerOptions::conv), which decides the op workspace.
+  InferenceMemory(Architecture arch, Device device, ConvSettings conv = {});
   // What a Trainer on this device holds after predict() on [n,1,h,w] as its only call: params,
   // activations, io and workspace (slices and tiles 0). Equal to the bytes it allocates.
   RestoreMemory call(int n, int h, int w);

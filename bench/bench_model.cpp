@@ -12,9 +12,12 @@
 // It reports median, min, max, 10th/90th percentiles and patches/s; it never fails on a time.
 //
 //   bench_model --device cpu|cuda --arch isonet2|isonet1 [--batch 16] [--patch 128] [--warmup W]
-//               [--iters N] [--threads T] [--conv auto|direct|fft] [--json] [--probe]
-// --conv sets the network's conv algorithm (TrainerOptions::conv_algo; default auto, which on CUDA
+//               [--iters N] [--threads T] [--conv auto|direct|fft] [--math fp32|tf32] [--json] [--probe]
+// --conv sets the network's conv algorithm (TrainerOptions::conv.algo; default auto, which on CUDA
 // means direct for now); it is printed in both lines ("conv" in the JSON).
+// --math sets the arithmetic of the CUDA convs (TrainerOptions::conv.math; default fp32; tf32: tensor
+// cores); it is printed in both lines ("math" in the JSON; "precision" is what was computed, fp32
+// on the CPU, which ignores --math and says so on stderr).
 // --threads sets the OpenMP team of the CPU ops (default: OpenMP's default, all cores).
 // --json prints only the JSON line (otherwise a human line follows it). --probe prints
 // {"built_with_cuda":..,"cuda_devices":..} and exits (used by run_model_bench.sh).
@@ -47,13 +50,14 @@ struct Options {
   std::string device = "cpu";
   std::string arch = "isonet2";
   std::string conv = "auto";
+  std::string math = "fp32";
   int batch = 16, patch = 128, warmup = 2, iters = 10, threads = 0;
   bool json_only = false, probe = false;
 };
 
 const char* kUsage =
     "usage: bench_model --device cpu|cuda --arch isonet2|isonet1 [--batch 16] [--patch 128] [--warmup W]\n"
-    "                   [--iters N] [--threads T] [--conv auto|direct|fft] [--json] [--probe]\n";
+    "                   [--iters N] [--threads T] [--conv auto|direct|fft] [--math fp32|tf32] [--json] [--probe]\n";
 
 int parse_int(const std::string& flag, const char* text, int min) {
   char* end = nullptr;
@@ -77,7 +81,7 @@ Options parse(int argc, char** argv) {
     } else if (a == "--help" || a == "-h") {
       std::fputs(kUsage, stdout);
       std::exit(0);
-    } else if (a == "--device" || a == "--arch" || a == "--conv" || ints.count(a)) {
+    } else if (a == "--device" || a == "--arch" || a == "--conv" || a == "--math" || ints.count(a)) {
       ISONET_CHECK(i + 1 < argc, a, " needs a value\n", kUsage);
       const char* v = argv[++i];
       if (a == "--device")
@@ -86,6 +90,8 @@ Options parse(int argc, char** argv) {
         o.arch = v;
       else if (a == "--conv")
         o.conv = v;
+      else if (a == "--math")
+        o.math = v;
       else
         *ints.at(a).first = parse_int(a, v, ints.at(a).second);
     } else {
@@ -95,6 +101,7 @@ Options parse(int argc, char** argv) {
   ISONET_CHECK(o.device == "cpu" || o.device == "cuda", "--device must be cpu or cuda, got '",
                o.device, "'");
   parse_conv_algo(o.conv, "--conv");  // a bad value fails here, before any work
+  parse_conv_math(o.math, "--math");
   return o;
 }
 
@@ -249,10 +256,14 @@ int run(const Options& o) {
   if (o.threads > 0) omp_set_num_threads(o.threads);  // before the first CPU op fixes the team size
   const Device device = select_device(o.device);
   const Architecture arch = parse_architecture(o.arch);
-  const Conv2dAlgo conv = parse_conv_algo(o.conv, "--conv");
+  const ConvSettings conv{parse_conv_algo(o.conv, "--conv"), parse_conv_math(o.math, "--math")};
+  if (device == Device::CPU && conv.math == Conv2dMath::Tf32)
+    std::fprintf(stderr, "bench_model: --math tf32 applies to CUDA only; the CPU computes the convolutions in fp32\n");
+  // What the convs compute in: the CPU ignores the math.
+  const char* precision = device == Device::CPU ? "fp32" : conv_math_name(conv.math);
   Model model = Model::create(arch, /*seed=*/1);  // dropout 0.2, the paper's
   TrainerOptions tro;                             // Adam lr 5e-3
-  tro.conv_algo = conv;
+  tro.conv = conv;
   Trainer trainer(model, device, tro);
   Tensor x, t;
   make_batch(o.batch, o.patch, device, x, t);
@@ -268,14 +279,16 @@ int run(const Options& o) {
 
   const int threads = device == Device::CPU ? omp_get_max_threads() : 0;
   std::printf(
-      "{\"impl\":\"isonet-cuda\",\"device\":\"%s\",\"arch\":\"%s\",\"conv\":\"%s\",\"batch\":%d,\"patch\":%d,\"threads\":%d,"
-      "\"precision\":\"fp32\",\"warmup\":%d,\"iters\":%d,\"final_loss\":%.6f,\"train\":%s,\"forward\":%s}\n",
-      o.device.c_str(), architecture_name(arch), conv_algo_name(conv), o.batch, o.patch, threads, o.warmup, o.iters, loss,
+      "{\"impl\":\"isonet-cuda\",\"device\":\"%s\",\"arch\":\"%s\",\"conv\":\"%s\",\"math\":\"%s\",\"batch\":%d,\"patch\":%d,"
+      "\"threads\":%d,\"precision\":\"%s\",\"warmup\":%d,\"iters\":%d,\"final_loss\":%.6f,\"train\":%s,\"forward\":%s}\n",
+      o.device.c_str(), architecture_name(arch), conv_algo_name(conv.algo), conv_math_name(conv.math), o.batch, o.patch,
+      threads, precision, o.warmup, o.iters, loss,
       json_block(train, o.batch, work.forward_macs + work.backward_macs).c_str(),
       json_block(fwd, o.batch, work.forward_macs).c_str());
   if (!o.json_only)
-    std::printf("isonet-cuda %s %s conv %s batch %d patch %d%s: %s; %s\n", o.device.c_str(),
-                architecture_name(arch), conv_algo_name(conv), o.batch, o.patch, threads ? (" threads " + std::to_string(threads)).c_str() : "",
+    std::printf("isonet-cuda %s %s conv %s math %s batch %d patch %d%s: %s; %s\n", o.device.c_str(),
+                architecture_name(arch), conv_algo_name(conv.algo), conv_math_name(conv.math), o.batch, o.patch,
+                threads ? (" threads " + std::to_string(threads)).c_str() : "",
                 human("train step", train, o.batch, work.forward_macs + work.backward_macs).c_str(),
                 human("forward", fwd, o.batch, work.forward_macs).c_str());
   return 0;

@@ -14,7 +14,7 @@ struct Row {
 constexpr Row kLayers[4] = {{"conv1", 1, 64, 9}, {"conv2", 64, 32, 5}, {"conv3", 32, 1, 5}, {"conv4", 1, 1, 1}};
 }  // namespace
 
-IsoNet1::IsoNet1(Conv2dAlgo conv_algo) : Network(conv_algo) {
+IsoNet1::IsoNet1(ConvSettings conv) : Network(conv) {
   std::vector<ParamSpec> s;
   for (int l = 0; l < 4; ++l) {
     const Row& r = kLayers[l];

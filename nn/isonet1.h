@@ -15,7 +15,7 @@ namespace isonet {
 
 class IsoNet1 final : public Network {
  public:
-  explicit IsoNet1(Conv2dAlgo conv_algo = Conv2dAlgo::Auto);
+  explicit IsoNet1(ConvSettings conv = {});
   Architecture architecture() const override { return Architecture::IsoNet1; }
   const float* forward(Backend& be, const Parameters& p, const float* x, const DropoutKey* dropout) override;
   void backward(Backend& be, Parameters& p, const float* x, float* dy) override;

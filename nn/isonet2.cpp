@@ -7,7 +7,7 @@
 
 namespace isonet {
 
-IsoNet2::IsoNet2(Conv2dAlgo conv_algo) : Network(conv_algo) {
+IsoNet2::IsoNet2(ConvSettings conv) : Network(conv) {
   std::vector<ParamSpec> s;
   enc1_ = add_conv(s, "enc1", 1, 16, 7, true, 0);
   enc2_ = add_conv(s, "enc2", 16, 32, 7, true, 1);

@@ -23,7 +23,7 @@ namespace isonet {
 
 class IsoNet2 final : public Network {
  public:
-  explicit IsoNet2(Conv2dAlgo conv_algo = Conv2dAlgo::Auto);
+  explicit IsoNet2(ConvSettings conv = {});
   Architecture architecture() const override { return Architecture::IsoNet2; }
   void check_input_size(int h, int w) const override;
   const float* forward(Backend& be, const Parameters& p, const float* x, const DropoutKey* dropout) override;

@@ -30,9 +30,23 @@ Conv2dAlgo parse_conv_algo(const std::string& name, const char* what) {
   fail(what, ": unknown conv algorithm '", name, "' (known: auto, direct, fft)");
 }
 
-std::unique_ptr<Network> make_network(Architecture arch, Conv2dAlgo conv_algo) {
-  if (arch == Architecture::IsoNet1) return std::make_unique<IsoNet1>(conv_algo);
-  return std::make_unique<IsoNet2>(conv_algo);
+const char* conv_math_name(Conv2dMath m) {
+  switch (m) {
+    case Conv2dMath::Fp32: return "fp32";
+    case Conv2dMath::Tf32: return "tf32";
+  }
+  return "?";
+}
+
+Conv2dMath parse_conv_math(const std::string& name, const char* what) {
+  for (Conv2dMath m : {Conv2dMath::Fp32, Conv2dMath::Tf32})
+    if (name == conv_math_name(m)) return m;
+  fail(what, ": unknown conv math '", name, "' (known: fp32, tf32)");
+}
+
+std::unique_ptr<Network> make_network(Architecture arch, ConvSettings conv) {
+  if (arch == Architecture::IsoNet1) return std::make_unique<IsoNet1>(conv);
+  return std::make_unique<IsoNet2>(conv);
 }
 
 ConvLayer Network::add_conv(std::vector<ParamSpec>& specs, const std::string& name, int c_in, int c_out, int k,
@@ -40,7 +54,8 @@ ConvLayer Network::add_conv(std::vector<ParamSpec>& specs, const std::string& na
   ConvLayer l;
   // A 1x1 conv is one GEMM per image: the frequency domain only adds transforms, so a forced Fft
   // leaves it direct (as the CPU's Auto does).
-  l.algo = conv_algo_ == Conv2dAlgo::Fft && k == 1 ? Conv2dAlgo::Direct : conv_algo_;
+  l.conv = conv_settings_;
+  if (conv_settings_.algo == Conv2dAlgo::Fft && k == 1) l.conv.algo = Conv2dAlgo::Direct;
   l.weight = static_cast<int>(specs.size());
   l.c_in = c_in;
   l.c_out = c_out;

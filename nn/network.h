@@ -24,6 +24,19 @@ Architecture parse_architecture(const std::string& name);
 const char* conv_algo_name(Conv2dAlgo a);
 // Parses a conv algorithm name; throws isonet::Error naming `what` (e.g. "--conv") and the known ones.
 Conv2dAlgo parse_conv_algo(const std::string& name, const char* what);
+// "fp32" / "tf32": the conv math names of the command line and the benchmarks.
+const char* conv_math_name(Conv2dMath m);
+// Parses a conv math name; throws isonet::Error naming `what` (e.g. "--math") and the known ones.
+Conv2dMath parse_conv_math(const std::string& name, const char* what);
+
+// How a network's convolutions run (kernels/conv2d.h): a speed/precision setting of the Trainer,
+// not part of the model. algo: which algorithm (Auto: each device's own choice). math: the
+// arithmetic of the CUDA direct kernels (Tf32: tensor cores, ~1e-3 relative rounding); the CPU
+// ignores it and computes in fp32.
+struct ConvSettings {
+  Conv2dAlgo algo = Conv2dAlgo::Auto;
+  Conv2dMath math = Conv2dMath::Fp32;
+};
 
 // Dropout during a training forward. Layer l of step `step` draws its mask from
 // DropoutParams{p, seed, step * kDropoutLayerStride + l}: a fresh, reproducible mask per step and
@@ -42,10 +55,11 @@ struct ConvLayer {
   int c_in = 1, c_out = 1, k = 1;
   bool relu = false;
   int dropout_layer = -1;   // >= 0: dropout after the activation, with this layer salt
-  Conv2dAlgo algo = Conv2dAlgo::Auto;  // the network's conv algorithm (Network::conv_algo)
+  ConvSettings conv;        // the network's (Network::conv), with the algorithm this layer runs
 
-  // Every op of the layer and the workspace sizing go through this shape, so they agree on algo.
-  Conv2dShape shape(int n, int h, int w) const { return {n, c_in, c_out, h, w, k, algo}; }
+  // Every op of the layer and the workspace sizing go through this shape, so they agree on the
+  // algorithm and the math.
+  Conv2dShape shape(int n, int h, int w) const { return {n, c_in, c_out, h, w, k, conv.algo, conv.math}; }
 
   // x [n,c_in,h,w] -> y [n,c_out,h,w]; dropout == nullptr: inference (no dropout).
   void forward(Backend& be, const Parameters& p, int n, int h, int w, const float* x, float* y,
@@ -61,8 +75,8 @@ class Network {
   virtual ~Network() = default;
   virtual Architecture architecture() const = 0;
   const ParamLayout& layout() const { return layout_; }
-  // The algorithm every conv layer runs with (fixed at construction, see make_network).
-  Conv2dAlgo conv_algo() const { return conv_algo_; }
+  // How every conv layer runs (fixed at construction, see make_network).
+  const ConvSettings& conv() const { return conv_settings_; }
 
   // Throws isonet::Error when a patch [h,w] cannot go through the network.
   virtual void check_input_size(int h, int w) const;
@@ -93,11 +107,11 @@ class Network {
   virtual void backward(Backend& be, Parameters& p, const float* x, float* dy) = 0;
 
  protected:
-  explicit Network(Conv2dAlgo conv_algo) : conv_algo_(conv_algo) {}
+  explicit Network(ConvSettings conv) : conv_settings_(conv) {}
   // Derived constructors build their layers with add_conv and hand over the specs.
   void set_layout(std::vector<ParamSpec> specs) { layout_ = ParamLayout(std::move(specs)); }
   // Appends "<name>.weight" [c_out,c_in,k,k] and "<name>.bias" [c_out] to specs; returns the layer,
-  // which runs with conv_algo() (Direct for a 1x1 layer when that is Fft).
+  // which runs with conv() (its algorithm Direct for a 1x1 layer when conv().algo is Fft).
   ConvLayer add_conv(std::vector<ParamSpec>& specs, const std::string& name, int c_in, int c_out, int k, bool relu,
                      int dropout_layer = -1, ParamInit weight_init = ParamInit::GlorotUniform) const;
   // Carves the buffers for [n,1,h,w] (called twice by Arena::layout; see arena.h); the gradient
@@ -119,7 +133,7 @@ class Network {
   void check_plan(int n, int h, int w) const;
 
   ParamLayout layout_;
-  Conv2dAlgo conv_algo_ = Conv2dAlgo::Auto;
+  ConvSettings conv_settings_;
   bool planned_training_ = false;
   bool have_training_forward_ = false;
   DropoutKey key_{};
@@ -128,9 +142,9 @@ class Network {
 };
 
 // The network of `arch` (dropout layers take their probability from the DropoutKey of a forward),
-// its conv layers running with `conv_algo` (Auto: each device's own choice, kernels/conv2d.h;
-// Direct/Fft force one algorithm for every layer, forward and backward, on either device; Fft
-// leaves 1x1 layers direct, where transforms only add work).
-std::unique_ptr<Network> make_network(Architecture arch, Conv2dAlgo conv_algo = Conv2dAlgo::Auto);
+// its conv layers running with `conv`: conv.algo Auto is each device's own choice (kernels/conv2d.h),
+// Direct/Fft force one algorithm for every layer, forward and backward, on either device (Fft
+// leaves 1x1 layers direct, where transforms only add work); conv.math goes to every layer as is.
+std::unique_ptr<Network> make_network(Architecture arch, ConvSettings conv = {});
 
 }  // namespace isonet

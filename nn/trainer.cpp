@@ -6,7 +6,7 @@
 namespace isonet {
 
 Trainer::Trainer(const Model& model, Device device, TrainerOptions options)
-    : backend_(make_backend(device)), network_(make_network(model.architecture, options.conv_algo)), options_(options) {
+    : backend_(make_backend(device)), network_(make_network(model.architecture, options.conv)), options_(options) {
   const ParamLayout& layout = network_->layout();
   ISONET_CHECK(model.weights.size() == layout.total_floats(), "trainer: the ", architecture_name(model.architecture),
                " model has ", model.weights.size(), " weight floats, expected ", layout.total_floats());

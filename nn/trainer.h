@@ -20,10 +20,11 @@ namespace isonet {
 struct TrainerOptions {
   AdamParams adam;         // lr 5e-3 (the paper), PyTorch epsilon convention (kernels/adam.h)
   uint64_t dropout_seed = 0;  // the dropout masks are keyed on (dropout_seed, step, layer)
-  // The network's conv algorithm (make_network): a speed setting, not part of the model (results
-  // agree up to FFT rounding). Auto: the CPU's cost model; on CUDA direct, until the CUDA FFT path
-  // is benchmarked on a GPU.
-  Conv2dAlgo conv_algo = Conv2dAlgo::Auto;
+  // How the network's convs run (make_network): a speed setting, not part of the model. algo
+  // (results agree up to FFT rounding): Auto is the CPU's cost model; on CUDA direct, until the
+  // CUDA FFT path is benchmarked on a GPU. math: Tf32 runs the CUDA direct convs on tensor cores
+  // (~1e-3 relative rounding); the CPU ignores it (fp32).
+  ConvSettings conv;
 };
 
 class Trainer {

@@ -1,6 +1,6 @@
 // test_app_commands.cpp: the smaller commands (psf, eval, preview, deconv), the progress line,
-// and the `isonet` program's exit codes and error format (when the program is built next to
-// this test, as in a normal build tree).
+// and the `isonet` program's exit codes and error format, bad option values included (when the
+// program is built next to this test, as in a normal build tree).
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -189,4 +189,16 @@ TEST_CASE("isonet program: exit codes and error format") {
   CHECK(contains(err, "cannot be opened"));
   CHECK(run("psf --psf gauss:1,2 --out-prefix " + dir.file("p")) == 1);
   CHECK(contains(read_text(dir.file("err.txt")), "accepted forms"));
+  // A bad --math is a usage error naming the option and the accepted values, before any work:
+  // no model file.
+  CHECK(run("train --input " + dir.file("none.tif") + " --psf gaussian:1,3 --math bogus --out " +
+            dir.file("m.safetensors")) == 2);
+  const std::string math_err = read_text(dir.file("err.txt"));
+  CHECK(contains(math_err, "--math"));
+  CHECK(contains(math_err, "bogus"));
+  CHECK(contains(math_err, "tf32"));
+  CHECK(run("train --help") == 0);
+  CHECK(contains(read_text(dir.file("out.txt")), "--math"));
+  const std::vector<std::string> names = dir.entries();
+  CHECK(std::find(names.begin(), names.end(), "m.safetensors") == names.end());
 }

@@ -159,11 +159,11 @@ TEST_CASE("restore memory: a call's estimate equals the bytes a Trainer allocate
 
 TEST_CASE("restore memory: with the convs forced to FFT (restore --conv fft) the estimate still equals the allocation") {
   TrainerOptions fft;
-  fft.conv_algo = Conv2dAlgo::Fft;
+  fft.conv.algo = Conv2dAlgo::Fft;
   for (Architecture arch : kArchs) {
     const std::string name = architecture_name(arch);
     CAPTURE(name);
-    InferenceMemory mem(arch, Device::CPU, Conv2dAlgo::Fft), auto_mem(arch, Device::CPU);
+    InferenceMemory mem(arch, Device::CPU, ConvSettings{Conv2dAlgo::Fft}), auto_mem(arch, Device::CPU);
     const Model model = Model::create(arch, 3);
     const size_t before = device_bytes_in_use(Device::CPU);
     Trainer trainer(model, Device::CPU, fft);

@@ -142,6 +142,16 @@ TEST_CASE("train: errors a user can act on, and no model file written") {
   bad_psf.psf = "gaussian:1";
   CHECK(contains(error_of([&] { run_train(bad_psf); }), "accepted forms"));
 
+  // --math is parsed before any work (the run_train path of `isonet train --math bogus`; the
+  // program's own option check is in test_app_commands).
+  TrainOptions bad_math = o;
+  bad_math.subsample = 2;
+  bad_math.math = "bogus";
+  const std::string math_msg = error_of([&] { run_train(bad_math); });
+  CHECK(contains(math_msg, "train: --math"));
+  CHECK(contains(math_msg, "'bogus'"));
+  CHECK(contains(math_msg, "fp32, tf32"));
+
   TrainOptions big_patch = o;
   big_patch.subsample = 2;
   big_patch.patch = 32;

@@ -2,7 +2,7 @@
 // from identical weights and seeds: inference outputs, step-1 gradients, the loss of every
 // training step (dropout ON: the masks are bit-identical on both devices) and the final weights,
 // plus device-tensor inputs and no device allocation inside the training loop; and the same
-// training with the CUDA convs forced to the frequency domain (TrainerOptions::conv_algo = Fft).
+// training with the CUDA convs forced to the frequency domain (TrainerOptions::conv.algo = Fft).
 // Skipped without a GPU.
 //
 // Why the tolerances grow over training: the two backends sum convolutions and reductions in
@@ -32,7 +32,7 @@ void training_parity(Architecture arch, int steps, int n, int h, int w, Conv2dAl
   TrainerOptions opt;
   opt.dropout_seed = 99;
   TrainerOptions gpu_opt = opt;
-  gpu_opt.conv_algo = gpu_algo;
+  gpu_opt.conv.algo = gpu_algo;
   Trainer cpu(m, Device::CPU, opt), gpu(m, Device::CUDA, gpu_opt);
   const test::TrainingTolerance& tol = gpu_algo == Conv2dAlgo::Fft ? test::kFftTolerance : test::kReorderTolerance;
   std::vector<Tensor> xs(steps), ts(steps);

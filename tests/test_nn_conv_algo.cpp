@@ -1,7 +1,8 @@
-// test_nn_conv_algo.cpp: the per-network conv algorithm (TrainerOptions::conv_algo, make_network):
-// names and parsing, that the setting reaches the workspace sizing, and that training with every
-// conv forced to the frequency domain follows training with the direct sums on the CPU, up to the
-// FFT's rounding. (CUDA FFT vs CPU: tests/test_cuda_model_parity.cpp.)
+// test_nn_conv_algo.cpp: the per-network conv settings (TrainerOptions::conv, make_network):
+// algorithm and math names and parsing, that the algorithm reaches the workspace sizing, that
+// training with every conv forced to the frequency domain follows training with the direct sums on
+// the CPU, up to the FFT's rounding, and that the CPU ignores the math (Tf32 trains bit for bit as
+// Fp32). (CUDA FFT vs CPU: tests/test_cuda_model_parity.cpp.)
 #include <cmath>
 #include <string>
 
@@ -20,10 +21,10 @@ namespace {
 using test::WeightDiff;
 using test::weight_diff;
 
-TrainerOptions options(Conv2dAlgo algo) {
+TrainerOptions options(Conv2dAlgo algo, Conv2dMath math = Conv2dMath::Fp32) {
   TrainerOptions o;
   o.dropout_seed = 99;
-  o.conv_algo = algo;
+  o.conv = {algo, math};
   return o;
 }
 
@@ -44,12 +45,32 @@ TEST_CASE("conv algo: names round-trip, bad names are clear errors") {
   CHECK_THROWS_AS(parse_conv_algo("", "--conv"), Error);
 }
 
+TEST_CASE("conv math: names round-trip, bad names are clear errors") {
+  for (Conv2dMath m : {Conv2dMath::Fp32, Conv2dMath::Tf32})
+    CHECK(parse_conv_math(conv_math_name(m), "--math") == m);
+  CHECK(std::string(conv_math_name(Conv2dMath::Fp32)) == "fp32");
+  CHECK(std::string(conv_math_name(Conv2dMath::Tf32)) == "tf32");
+  for (const char* bad : {"TF32", "fp16", "bf16", ""}) {
+    CAPTURE(std::string(bad));
+    try {
+      parse_conv_math(bad, "train: --math");
+      FAIL("no error");
+    } catch (const Error& e) {
+      const std::string msg = e.what();
+      CHECK(msg.find("train: --math") != std::string::npos);
+      CHECK(msg.find("'" + std::string(bad) + "'") != std::string::npos);
+      CHECK(msg.find("fp32, tf32") != std::string::npos);
+    }
+  }
+}
+
 TEST_CASE("conv algo: the network's setting decides the workspace it plans") {
   for (Architecture arch : {Architecture::IsoNet1, Architecture::IsoNet2}) {
     CAPTURE(std::string(architecture_name(arch)));
-    CHECK(make_network(arch)->conv_algo() == Conv2dAlgo::Auto);
-    const auto direct = make_network(arch, Conv2dAlgo::Direct), fft = make_network(arch, Conv2dAlgo::Fft);
-    CHECK(fft->conv_algo() == Conv2dAlgo::Fft);
+    CHECK(make_network(arch)->conv().algo == Conv2dAlgo::Auto);
+    CHECK(make_network(arch)->conv().math == Conv2dMath::Fp32);
+    const auto direct = make_network(arch, {Conv2dAlgo::Direct}), fft = make_network(arch, {Conv2dAlgo::Fft});
+    CHECK(fft->conv().algo == Conv2dAlgo::Fft);
     // At batch 1 the CPU's Auto keeps every layer direct (nn/README.md), so Auto plans what Direct
     // does, and forcing the FFT needs the spectra of its kernels: a larger workspace. The arena
     // (activations) does not depend on the algorithm.
@@ -59,7 +80,37 @@ TEST_CASE("conv algo: the network's setting decides the workspace it plans") {
     CHECK(a.workspace_floats == d.workspace_floats);
     CHECK(f.workspace_floats > d.workspace_floats);
     CHECK(f.arena_bytes == d.arena_bytes);
+    // The CPU ignores the math: the same plan.
+    const auto tf32 = make_network(arch, {Conv2dAlgo::Auto, Conv2dMath::Tf32});
+    CHECK(tf32->conv().math == Conv2dMath::Tf32);
+    const Network::PlanMemory t = tf32->plan_memory(Device::CPU, 1, 32, 32, true);
+    CHECK(t.workspace_floats == a.workspace_floats);
+    CHECK(t.arena_bytes == a.arena_bytes);
   }
+}
+
+// Conv2dMath::Tf32 is a CUDA setting; the CPU computes in fp32 whatever it says (kernels/conv2d.h),
+// so a CPU trainer given Tf32 must do exactly the arithmetic of Fp32: the same losses and weights,
+// bit for bit (same weights, data and dropout masks; the CPU path is deterministic).
+TEST_CASE("conv math: Tf32 on the CPU trains bit for bit as Fp32 (the CPU ignores it)") {
+  const int steps = 4, n = 3, h = 16, w = 20;
+  const Model m = Model::create(Architecture::IsoNet2, 23, 0.2f);
+  Trainer fp32(m, Device::CPU, options(Conv2dAlgo::Auto, Conv2dMath::Fp32)),
+      tf32(m, Device::CPU, options(Conv2dAlgo::Auto, Conv2dMath::Tf32));
+  CHECK(tf32.options().conv.math == Conv2dMath::Tf32);
+  for (int s = 0; s < steps; ++s) {
+    Tensor x, t;
+    test::toy_pair(n, h, w, 700 + s, x, t);
+    const float lf = fp32.train_step(x, t), lt = tf32.train_step(x, t);
+    INFO("step " << s + 1 << ": fp32 loss " << lf << ", tf32 loss " << lt);
+    CHECK(std::isfinite(lf));
+    CHECK(lt == lf);
+  }
+  const std::vector<float> wf = fp32.weights(), wt = tf32.weights();
+  REQUIRE(wf.size() == wt.size());
+  CHECK_CLOSE_ARRAYS("weights, tf32 vs fp32 on the CPU", wt.data(), wf.data(), wf.size(), 0.0, 0.0);
+  // Training did move the weights, so the comparison means something.
+  CHECK(weight_diff(wf, m.weights).rms > 1e-4);
 }
 
 // Training with every conv (but the 1x1s) in the frequency domain against the direct sums, from
