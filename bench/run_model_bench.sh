@@ -21,6 +21,10 @@
 #                           the budget still holds its cap plus the PyTorch CUDA run's; the table
 #                           gets "isonet2 (conv fft)" rows and a direct-vs-fft line; a skip is noted
 #                           under "Not measured" without failing the script)
+#   ISONET_BENCH_CUDA_TF32  0 skips the extra CUDA run of IsoNet-2 with --math tf32 (default 1: the
+#                           same rule as the fft run, right after it; the table gets
+#                           "isonet2 (math tf32)" rows against PyTorch's tf32 setting and a
+#                           tf32-vs-fp32 line)
 #   ISONET_BENCH_ROUNDS     CPU rounds, each running ours then PyTorch per architecture (default 1);
 #                           more rounds even out a machine whose load changes (the table merges them)
 #   ISONET_BENCH_BUDGET_S   total seconds for all runs (default 170: gpu_check.sh allows 180); a run
@@ -100,7 +104,8 @@ raw = [json.loads(l) for l in open(os.environ["RESULTS"]) if l.startswith("{")]
 groups = {}
 for r in raw:
     r.setdefault("conv", "auto")  # PyTorch rows and older bench_model builds state none
-    groups.setdefault((r["impl"], r["device"], r["arch"], r["conv"], r["precision"]), []).append(r)
+    r.setdefault("math", "fp32")
+    groups.setdefault((r["impl"], r["device"], r["arch"], r["conv"], r["math"], r["precision"]), []).append(r)
 rows = []
 for g in groups.values():
     r = dict(g[0], rounds=len(g))
@@ -111,14 +116,15 @@ for g in groups.values():
         if "gflop" in g[0][mode]:
             r[mode]["gflops"] = g[0][mode]["gflop"] / (med * 1e-3)
     rows.append(r)
-ours = {(r["device"], r["arch"], r["conv"]): r for r in rows if r["impl"] == "isonet-cuda"}
+ours = {(r["device"], r["arch"], r["conv"], r["math"]): r for r in rows if r["impl"] == "isonet-cuda"}
 torch_rows = [r for r in rows if r["impl"] == "pytorch"]
 e = os.environ
 print("# Whole-model benchmark: isonet-cuda vs PyTorch")
 print()
 print("- date: %s" % time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
 print("- commit: %s (build folder %s)" % (e["COMMIT"], e["BUILD"]))
-print("- batch %s, patch %sx%s, float32 everywhere except the PyTorch rows marked tf32" % (e["BATCH"], e["PATCH"], e["PATCH"]))
+print("- batch %s, patch %sx%s, float32 everywhere except the rows marked tf32 (ours: \"(math tf32)\", "
+      "PyTorch: tf32+bench)" % (e["BATCH"], e["PATCH"], e["PATCH"]))
 print("- CPU: %s, %s cores; both sides run %s threads; warm-up/iterations %s; rounds %s" % (
     e["CPU_MODEL"], e["NPROC"], e["THREADS"], e["CPU_ITERS"], e["ROUNDS"]))
 if e["GPU_NAME"]:
@@ -133,15 +139,19 @@ print("| device | arch | mode | ours patches/s | ours ms (min-max) | ours GFLOP/
 print("|---|---|---|---|---|---|---|---|---|---|")
 def ms(b):
     return "%.2f (%.2f-%.2f)" % (b["median_ms"], b["min_ms"], b["max_ms"])
-# Ours with a forced conv algorithm (bench_model --conv) gets its own rows, "ARCH (conv ALGO)",
-# against the same PyTorch rows.
-keys = list(dict.fromkeys([(r["device"], r["arch"], r["conv"]) for r in rows]))
-for dev, arch, conv in keys:
-    o = ours.get((dev, arch, conv))
-    if conv != "auto" and not o:
+# Ours with a forced conv algorithm (bench_model --conv) or TF32 math (--math tf32) gets its own
+# rows, "ARCH (conv ALGO)" / "ARCH (math tf32)": the former against the same PyTorch rows, the
+# latter against PyTorch's TF32 setting only (like-for-like arithmetic).
+def setting(conv, math):
+    return ", ".join(([] if conv == "auto" else ["conv " + conv]) + ([] if math == "fp32" else ["math " + math]))
+keys = list(dict.fromkeys([(r["device"], r["arch"], r["conv"], r["math"]) for r in rows]))
+for dev, arch, conv, math in keys:
+    o = ours.get((dev, arch, conv, math))
+    if (conv, math) != ("auto", "fp32") and not o:
         continue
-    ts = [r for r in torch_rows if (r["device"], r["arch"]) == (dev, arch)] or [None]
-    label = arch if conv == "auto" else "%s (conv %s)" % (arch, conv)
+    ts = [r for r in torch_rows if (r["device"], r["arch"]) == (dev, arch)
+          and (math == "fp32" or r["precision"].startswith(math))] or [None]
+    label = "%s (%s)" % (arch, setting(conv, math)) if setting(conv, math) else arch
     for mode in ("train", "forward"):
         for t in ts:
             ob, tb = (o[mode] if o else None), (t[mode] if t else None)
@@ -152,17 +162,20 @@ for dev, arch, conv in keys:
                      "%.1f" % tb["patches_per_s"] if tb else "-", ms(tb) if tb else "-",
                      "**%.2f**" % (ob["patches_per_s"] / tb["patches_per_s"]) if ob and tb else "-"]
             print("| " + " | ".join(cells) + " |")
-# The conv algorithms side by side (auto on CUDA is direct, kernels/conv2d.h).
-for (dev, arch, conv), o in ours.items():
-    a = ours.get((dev, arch, "auto"))
-    if conv == "auto" or not a:
+# The conv algorithms and maths side by side against the default run (conv auto, which on CUDA is
+# direct, kernels/conv2d.h; math fp32).
+for (dev, arch, conv, math), o in ours.items():
+    a = ours.get((dev, arch, "auto", "fp32"))
+    if (conv, math) == ("auto", "fp32") or not a:
         continue
-    base = "direct" if dev == "cuda" else "auto"
+    changed = ([] if conv == "auto" else [conv]) + ([] if math == "fp32" else [math])
+    base = ([] if conv == "auto" else ["direct" if dev == "cuda" else "auto"]) + ([] if math == "fp32" else ["fp32"])
     print()
-    print("%s %s, conv %s vs %s: train step %.2f vs %.2f ms (%.2fx), forward %.2f vs %.2f ms (%.2fx); "
-          "> 1x: %s is faster" % (dev, arch, conv, base, o["train"]["median_ms"], a["train"]["median_ms"],
-                                  a["train"]["median_ms"] / o["train"]["median_ms"], o["forward"]["median_ms"],
-                                  a["forward"]["median_ms"], a["forward"]["median_ms"] / o["forward"]["median_ms"], conv))
+    print("%s %s, %s vs %s: train step %.2f vs %.2f ms (%.2fx), forward %.2f vs %.2f ms (%.2fx); "
+          "> 1x: %s is faster" % (dev, arch, setting(conv, math), ", ".join(base), o["train"]["median_ms"],
+                                  a["train"]["median_ms"], a["train"]["median_ms"] / o["train"]["median_ms"],
+                                  o["forward"]["median_ms"], a["forward"]["median_ms"],
+                                  a["forward"]["median_ms"] / o["forward"]["median_ms"], ", ".join(changed)))
 fails = [l.strip() for l in open(os.environ["FAILURES"]) if l.strip()]
 fails += [l.strip() for l in open(os.environ["NOTES"]) if l.strip()]
 if fails:
@@ -230,6 +243,11 @@ if [[ -n "$gpu_name" ]]; then
   # take its 45 s cap only if the PyTorch CUDA run's 90 s stay after it.
   if [[ "${ISONET_BENCH_CUDA_FFT:-1}" != 0 && " $archs " == *" isonet2 "* ]]; then
     run_optional "ours cuda isonet2 conv fft" $((45 + 90)) 45 "$exe" --device cuda --arch isonet2 --conv fft \
+      --batch "$batch" --patch "$patch" --warmup "$cw" --iters "$ci" --json
+  fi
+  # Our TF32 tensor-core convs (--math tf32), to set against PyTorch's tf32+bench row; same rule.
+  if [[ "${ISONET_BENCH_CUDA_TF32:-1}" != 0 && " $archs " == *" isonet2 "* ]]; then
+    run_optional "ours cuda isonet2 math tf32" $((45 + 90)) 45 "$exe" --device cuda --arch isonet2 --math tf32 \
       --batch "$batch" --patch "$patch" --warmup "$cw" --iters "$ci" --json
   fi
   if [[ -n "$py" ]]; then
