@@ -6,8 +6,9 @@
 // cuDNN runs in fp32 with CUDNN_FMA_MATH (no tensor cores: the fair fp32 reference) and, as an
 // extra column, with CUDNN_DEFAULT_MATH (which may use TF32 tensor cores; the math it used is
 // printed). Rows marked (FFT) time our frequency-domain path (Conv2dAlgo::Fft) for forward and
-// backward data of the k > 1 layers against the same cuDNN reference. It reports; it never fails
-// on a time.
+// backward data of the k > 1 layers against the same cuDNN reference; rows marked (TF32) time our
+// tensor-core kernels (Conv2dMath::Tf32) against cuDNN's default math, with a TF32 cuBLAS SGEMM
+// as their ceiling. It reports; it never fails on a time.
 //   bench_ops_cuda [--out results.md] [--reps N]
 #include <cublas_v2.h>
 #include <cudnn.h>
@@ -93,8 +94,9 @@ double time_ms(const std::function<void()>& f) {
 // ---------------------------------------------------------------------------------------------
 
 struct Ceilings {
-  double gbps = 0;    // device-to-device copy, (read + write) bytes / s
-  double gflops = 0;  // cuBLAS SGEMM, fp32 without TF32
+  double gbps = 0;         // device-to-device copy, (read + write) bytes / s
+  double gflops = 0;       // cuBLAS SGEMM, fp32 without TF32
+  double tf32_gflops = 0;  // cuBLAS SGEMM with TF32 tensor cores (CUBLAS_TF32_TENSOR_OP_MATH)
 };
 
 struct Row {
@@ -104,6 +106,7 @@ struct Row {
   double ref_ms = 0;
   double work = 0;         // FLOPs (compute rows) or bytes (memory rows)
   bool flops = true;
+  bool tf32 = false;       // a TF32 tensor-core row: its ceiling is the TF32 SGEMM
   std::string extra;       // e.g. cuDNN default-math time
 };
 
@@ -119,7 +122,7 @@ std::string table(const std::vector<Row>& rows, const Ceilings& c) {
       "cuDNN default math |\n|---|---|---|---|---|---|---|---|---|\n";
   for (const Row& r : rows) {
     const double rate = r.work / (r.ours_ms * 1e-3) / 1e9;
-    const double ceiling = r.flops ? c.gflops : c.gbps;
+    const double ceiling = !r.flops ? c.gbps : r.tf32 ? c.tf32_gflops : c.gflops;
     s += "| " + r.op + " | " + r.shape + " | " + fmt("%.4f", r.ours_ms) + " | " + (r.ref_name.empty() ? "-" : r.ref_name) +
          " | " + (r.ref_name.empty() ? "-" : fmt("%.4f", r.ref_ms)) + " | " +
          (r.ref_name.empty() ? "-" : fmt("%.2fx", r.ref_ms / r.ours_ms)) + " | " +
@@ -154,6 +157,12 @@ Ceilings measure_ceilings(cublasHandle_t blas) {
       CUBLAS_CHECK("bench sgemm", cublasSgemm(blas, CUBLAS_OP_N, CUBLAS_OP_N, n, n, n, &one, a, n, b, n, &zero, d, n));
     });
     c.gflops = 2.0 * n * double(n) * n / (ms * 1e-3) / 1e9;
+    CUBLAS_CHECK("bench cublas math", cublasSetMathMode(blas, CUBLAS_TF32_TENSOR_OP_MATH));
+    const double tf32_ms = time_ms([&] {
+      CUBLAS_CHECK("bench sgemm", cublasSgemm(blas, CUBLAS_OP_N, CUBLAS_OP_N, n, n, n, &one, a, n, b, n, &zero, d, n));
+    });
+    CUBLAS_CHECK("bench cublas math", cublasSetMathMode(blas, CUBLAS_DEFAULT_MATH));
+    c.tf32_gflops = 2.0 * n * double(n) * n / (tf32_ms * 1e-3) / 1e9;
   }
   return c;
 }
@@ -276,21 +285,27 @@ void bench_conv(std::vector<Row>& rows, cudnnHandle_t dnn, void* dnn_ws, const C
   Conv2dShape sf = s;
   sf.algo = Conv2dAlgo::Fft;
   const bool fft = s.k > 1;
-  Buf ws(fft ? gpu::conv2d_workspace_floats(sf) : gpu::conv2d_workspace_floats(s), 16);
+  // The TF32 tensor-core kernels (Conv2dMath::Tf32, kernels/conv2d_tf32.cu) for forward and backward data.
+  Conv2dShape st = s;
+  st.math = Conv2dMath::Tf32;
+  Buf ws(std::max({gpu::conv2d_workspace_floats(fft ? sf : s), gpu::conv2d_workspace_floats(st)}), 16);
   const double flops = 2.0 * s.n * plane * s.c_out * double(s.c_in) * s.k * s.k;
   const std::string shape = conv_shape(s);
   struct Dirn {
     const char* name;
     Dir dir;
     std::function<void()> ours;
-    std::function<void()> ours_fft;  // empty: no FFT variant
+    std::function<void()> ours_fft;   // empty: no FFT variant
+    std::function<void()> ours_tf32;  // empty: no TF32 variant
   } dirs[] = {
       {"conv2d forward", Dir::Forward, [&] { gpu::conv2d_forward(s, x, w, nullptr, y, false, ws, nullptr); },
-       [&] { gpu::conv2d_forward(sf, x, w, nullptr, y, false, ws, nullptr); }},
+       [&] { gpu::conv2d_forward(sf, x, w, nullptr, y, false, ws, nullptr); },
+       [&] { gpu::conv2d_forward(st, x, w, nullptr, y, false, ws, nullptr); }},
       {"conv2d backward data", Dir::BackwardData, [&] { gpu::conv2d_backward_data(s, y, w, x, ws, nullptr); },
-       [&] { gpu::conv2d_backward_data(sf, y, w, x, ws, nullptr); }},
+       [&] { gpu::conv2d_backward_data(sf, y, w, x, ws, nullptr); },
+       [&] { gpu::conv2d_backward_data(st, y, w, x, ws, nullptr); }},
       {"conv2d backward weights", Dir::BackwardFilter,
-       [&] { gpu::conv2d_backward_weights(s, x, y, dw, nullptr, ws, nullptr); }, nullptr},
+       [&] { gpu::conv2d_backward_weights(s, x, y, dw, nullptr, ws, nullptr); }, nullptr, nullptr},
   };
   for (auto& d : dirs) {
     Row r;
@@ -298,6 +313,7 @@ void bench_conv(std::vector<Row>& rows, cudnnHandle_t dnn, void* dnn_ws, const C
     r.shape = shape;
     r.work = flops;
     r.ours_ms = time_ms(d.ours);
+    CudnnResult def;  // cuDNN with its default math (TF32 allowed): the reference of the TF32 row
     if (dnn) {
       try {
         CudnnResult fma = cudnn_conv(dnn, s, CUDNN_FMA_MATH, d.dir, x, w, y, dnn_ws);
@@ -305,7 +321,7 @@ void bench_conv(std::vector<Row>& rows, cudnnHandle_t dnn, void* dnn_ws, const C
           r.ref_name = "cuDNN " + fma.label;
           r.ref_ms = fma.ms;
         }
-        CudnnResult def = cudnn_conv(dnn, s, CUDNN_DEFAULT_MATH, d.dir, x, w, y, dnn_ws);
+        def = cudnn_conv(dnn, s, CUDNN_DEFAULT_MATH, d.dir, x, w, y, dnn_ws);
         if (def.ms > 0) r.extra = fmt("%.4f ms", def.ms) + " (" + def.label + ")";
       } catch (const std::exception& e) {
         std::fprintf(stderr, "cuDNN %s %s: %s\n", d.name, shape.c_str(), e.what());
@@ -319,6 +335,17 @@ void bench_conv(std::vector<Row>& rows, cudnnHandle_t dnn, void* dnn_ws, const C
       f.op = std::string(d.name) + " (FFT)";
       f.ours_ms = time_ms(d.ours_fft);
       rows.push_back(f);
+    }
+    if (d.ours_tf32) {
+      // Against cuDNN's default math (which may use TF32 tensor cores; the math it used is named).
+      Row t = r;
+      t.op = std::string(d.name) + " (TF32)";
+      t.ours_ms = time_ms(d.ours_tf32);
+      t.ref_name = def.ms > 0 ? "cuDNN " + def.label : "";
+      t.ref_ms = def.ms;
+      t.tf32 = true;
+      t.extra = "";
+      rows.push_back(t);
     }
   }
   // Ours with the fused bias + ReLU epilogue (what the network runs), and dbias included.
@@ -334,6 +361,11 @@ void bench_conv(std::vector<Row>& rows, cudnnHandle_t dnn, void* dnn_ws, const C
     f.ours_ms = time_ms([&] { gpu::conv2d_forward(sf, x, w, db, y, true, ws, nullptr); });
     rows.push_back(f);
   }
+  Row ft = fused;
+  ft.op = "conv2d forward +bias+ReLU (TF32)";
+  ft.tf32 = true;
+  ft.ours_ms = time_ms([&] { gpu::conv2d_forward(st, x, w, db, y, true, ws, nullptr); });
+  rows.push_back(ft);
   Row wb;
   wb.op = "conv2d backward weights +dbias";
   wb.shape = shape;
@@ -557,8 +589,8 @@ int main(int argc, char** argv) {
     if (dnn) CUDA_CHECK("bench alloc", cudaMalloc(&dnn_ws, kCudnnWorkspaceBytes));
 
     const Ceilings ceil = measure_ceilings(blas);
-    std::printf("device: %s (%d SMs), ceilings: copy %.0f GB/s, SGEMM fp32 %.0f GFLOP/s\n", prop.name,
-                prop.multiProcessorCount, ceil.gbps, ceil.gflops);
+    std::printf("device: %s (%d SMs), ceilings: copy %.0f GB/s, SGEMM fp32 %.0f GFLOP/s, TF32 %.0f GFLOP/s\n",
+                prop.name, prop.multiProcessorCount, ceil.gbps, ceil.gflops, ceil.tf32_gflops);
 
     std::vector<Row> rows;
     // IsoNet-2 (batch 16): C16 7x7 @128 - M - C32 @64 - M - C64 @32 - U - C32 @64 - U - C16 @128 - C1 1x1.
@@ -593,7 +625,8 @@ int main(int argc, char** argv) {
     report += std::string("device: ") + prop.name + " (" + std::to_string(prop.multiProcessorCount) + " SMs)  \n";
     report += "ceilings (measured here): device copy " + fmt("%.0f", ceil.gbps) +
               " GB/s (read+write); cuBLAS SGEMM 8192^3 fp32 (CUBLAS_DEFAULT_MATH, no TF32) " +
-              fmt("%.0f", ceil.gflops) + " GFLOP/s  \n";
+              fmt("%.0f", ceil.gflops) + " GFLOP/s; cuBLAS SGEMM 8192^3 with TF32 tensor cores "
+              "(CUBLAS_TF32_TENSOR_OP_MATH) " + fmt("%.0f", ceil.tf32_gflops) + " GFLOP/s  \n";
     report += "times: median of " + std::to_string(g_reps) + " runs after " + std::to_string(kWarmup) +
               " warm-ups (CUDA events). Reference for convs: cuDNN fp32 with CUDNN_FMA_MATH (no tensor cores), "
               "fastest algorithm from cudnnFind*AlgorithmEx; the last column is cuDNN with CUDNN_DEFAULT_MATH, "
@@ -601,7 +634,9 @@ int main(int argc, char** argv) {
               "backward weights without dbias when compared; the fused variants are listed separately. Rows "
               "marked (FFT) run our frequency-domain path (Conv2dAlgo::Fft: cuFFT + our kernels, "
               "kernels/conv2d_fft.cu) against the same cuDNN time as the direct row above them; their "
-              "GFLOP/s count the direct convolution's FLOPs (effective rate).\n\n";
+              "GFLOP/s count the direct convolution's FLOPs (effective rate). Rows marked (TF32) run our "
+              "tensor-core kernels (Conv2dMath::Tf32, kernels/conv2d_tf32.cu) against cuDNN with its default "
+              "math (the math it used is named); their ceiling is the TF32 SGEMM.\n\n";
     report += table(rows, ceil);
     std::printf("\n%s", report.c_str());
     if (!out_path.empty()) {

@@ -1,5 +1,6 @@
 // conv2d.cu: CUDA kernels for the 'same' stride-1 2D convolution (conv2d.h), fp32 FFMA throughout
-// (no TF32), so the results stay within fp32 summation-order error of the CPU twin.
+// (no TF32), so the results stay within fp32 summation-order error of the CPU twin; and the
+// dispatch of the three passes to these kernels, the TF32 ones or the FFT path.
 //
 // Forward and backward-data share one tiled direct-convolution kernel, conv_tiled<K, FLIP>:
 //   * a block computes a 16x32 output tile of one image for co_t = 8*G output channels
@@ -34,6 +35,7 @@
 // Other odd K (11, 13, ...) fall back to simple direct kernels (one output per thread, global
 // memory): correct, not fast. IsoNet-2 uses K = 7 and 1.
 //
+// Conv2dMath::Tf32 sends forward and backward data to the tensor-core kernels (conv2d_tf32.cu).
 // Conv2dAlgo::Fft sends forward and backward data to the frequency-domain path (conv2d_fft.cu);
 // backward weights is always the direct kernel here. Auto is direct (see use_fft).
 #include "kernels/conv2d.h"
@@ -42,6 +44,7 @@
 #include <climits>
 
 #include "kernels/conv2d_fft.h"
+#include "kernels/conv2d_gpu.h"
 #include "kernels/cuda_launch.h"
 #include "kernels/op_checks.h"
 
@@ -53,34 +56,7 @@ namespace {
 // Shared pieces
 // ---------------------------------------------------------------------------------------------
 
-// One forward convolution as the kernels see it. For the backward data pass the "input" is dy,
-// the "output" is dx, and cin/cout are the layer's c_out/c_in.
-struct ConvArgs {
-  const float* in;      // [n, cin, h, w]
-  const float* weight;  // !FLIP: [cout][cin][k][k]; FLIP: the layer's weight [cin][cout][k][k]
-  const float* bias;    // [cout] or null
-  float* out;           // [n, cout, h, w]
-  int n, cin, cout, h, w, k;
-  bool relu;
-};
-
-// Weight of the convolution seen by the kernel, for output channel oc, input channel ic, tap (u, v).
-template <bool FLIP>
-__device__ __forceinline__ float conv_weight(const ConvArgs& a, int k, int oc, int ic, int u, int v) {
-  if constexpr (!FLIP) {
-    return a.weight[(static_cast<size_t>(oc) * a.cin + ic) * k * k + u * k + v];
-  } else {
-    return a.weight[(static_cast<size_t>(ic) * a.cout + oc) * k * k + (k - 1 - u) * k + (k - 1 - v)];
-  }
-}
-
-__device__ __forceinline__ float epilogue(float acc, const ConvArgs& a, int oc) {
-  float v = a.bias ? acc + a.bias[oc] : acc;
-  return a.relu ? (v < 0.f ? 0.f : v) : v;  // NaN < 0 is false: NaN propagates, as on the CPU
-}
-
 constexpr int round_up4(int x) { return (x + 3) / 4 * 4; }
-constexpr int ceil_div(int a, int b) { return (a + b - 1) / b; }
 constexpr long long ceil_div_ll(long long a, long long b) { return (a + b - 1) / b; }
 
 // Roughly the number of resident threads an H100 (132 SMs x 2048) holds: the grids below aim to
@@ -187,27 +163,6 @@ struct ConvGrid {
   size_t out_floats;  // n * cout * h * w
 };
 
-// Global -> shared staging: smem[i] = load(i) for i in [0, count). Each thread first issues
-// kStageBatch independent global loads, then stores them, so their latencies overlap instead of
-// adding up (one load-store pair per iteration would wait a full memory round trip each time).
-constexpr int kStageBatch = 8;
-template <class Load>
-__device__ __forceinline__ void stage(float* smem, int count, Load&& load) {
-  for (int base = threadIdx.x; base < count; base += kStageBatch * blockDim.x) {
-    float v[kStageBatch];
-#pragma unroll
-    for (int j = 0; j < kStageBatch; ++j) {
-      const int i = base + j * blockDim.x;
-      v[j] = i < count ? load(i) : 0.f;
-    }
-#pragma unroll
-    for (int j = 0; j < kStageBatch; ++j) {
-      const int i = base + j * blockDim.x;
-      if (i < count) smem[i] = v[j];
-    }
-  }
-}
-
 // in [n,cin,h,w] (*) weight -> out [n,cout,h,w] (or raw partial sums over this block's range of
 // input-channel chunks when g.splits > 1); see the file comment. blockDim.x = 64 * (co_t / 8).
 template <int K, bool FLIP>
@@ -250,7 +205,7 @@ __global__ void __launch_bounds__(kGroupThreads* kMaxGroups, 2) conv_tiled(ConvA
     const int ci0 = kc * C::CI;
     const int nci = min(C::CI, a.cin - ci0);
     // Stage the input tile with its halo; zeros outside the image are the 'same' padding.
-    stage(in_s, nci * C::IN_PLANE, [&](int idx) {
+    detail::stage_shared(in_s, nci * C::IN_PLANE, [&](int idx) {
       const int ci = idx / C::IN_PLANE;
       const int r = idx - ci * C::IN_PLANE;
       const int row = r / C::IN_W, col = r - row * C::IN_W;
@@ -261,7 +216,7 @@ __global__ void __launch_bounds__(kGroupThreads* kMaxGroups, 2) conv_tiled(ConvA
     });
     // Stage the weights as [ci][u][v][o] (o fastest: a thread reads its 8 channels as 2 float4);
     // zeros for channels past cout.
-    stage(w_s, nci * K * K * co_t, [&](int idx) {
+    detail::stage_shared(w_s, nci * K * K * co_t, [&](int idx) {
       const int o = idx % co_t;
       const int r = idx / co_t;
       const int uv = r % (K * K), ci = r / (K * K);
@@ -304,7 +259,7 @@ __global__ void __launch_bounds__(kGroupThreads* kMaxGroups, 2) conv_tiled(ConvA
 #pragma unroll
     for (int p = 0; p < kRP; ++p) {
       const int ox = x0 + tcol * kRP + p;
-      if (ox < a.w) out_row[ox] = g.splits > 1 ? acc[o][p] : epilogue(acc[o][p], a, oc);
+      if (ox < a.w) out_row[ox] = g.splits > 1 ? acc[o][p] : conv_epilogue(acc[o][p], a, oc);
     }
   }
 }
@@ -315,9 +270,19 @@ __global__ void conv_split_reduce(ConvArgs a, const float* partial, int splits, 
   detail::grid_stride(out_floats, [&](size_t e) {
     float s = partial[e];
     for (int k = 1; k < splits; ++k) s += partial[static_cast<size_t>(k) * out_floats + e];
-    a.out[e] = epilogue(s, a, static_cast<int>((e / plane) % a.cout));
+    a.out[e] = conv_epilogue(s, a, static_cast<int>((e / plane) % a.cout));
   });
 }
+
+}  // namespace
+
+void launch_conv_split_reduce(const ConvArgs& a, const float* partial, int splits, size_t out_floats,
+                              cudaStream_t stream, const char* op) {
+  conv_split_reduce<<<detail::grid_for(out_floats), detail::kBlock, 0, stream>>>(a, partial, splits, out_floats);
+  CUDA_CHECK_LAUNCH(op);
+}
+
+namespace {
 
 template <int K, bool FLIP>
 void launch_conv_tiled(const ConvArgs& a, const ConvPlan& p, float* workspace, cudaStream_t stream,
@@ -329,11 +294,7 @@ void launch_conv_tiled(const ConvArgs& a, const ConvPlan& p, float* workspace, c
   const size_t smem = sizeof(float) * FwdCfg<K>::smem_floats(p.ch.co_t);
   conv_tiled<K, FLIP><<<static_cast<unsigned>(p.blocks), kGroupThreads * p.ch.groups, smem, stream>>>(a, g);
   CUDA_CHECK_LAUNCH(op);
-  if (p.splits > 1) {
-    conv_split_reduce<<<detail::grid_for(p.out_floats), detail::kBlock, 0, stream>>>(a, workspace, p.splits,
-                                                                                     p.out_floats);
-    CUDA_CHECK_LAUNCH(op);
-  }
+  if (p.splits > 1) launch_conv_split_reduce(a, workspace, p.splits, p.out_floats, stream, op);
 }
 
 // Any odd k: one output element per thread, straight from global memory.
@@ -359,7 +320,7 @@ __global__ void conv_direct(ConvArgs a) {
         }
       }
     }
-    a.out[e] = epilogue(acc, a, oc);
+    a.out[e] = conv_epilogue(acc, a, oc);
   });
 }
 
@@ -508,7 +469,7 @@ __global__ void __launch_bounds__(kWMaxThreads, 2)
     const int img = static_cast<int>(t / (static_cast<long long>(tiles_x) * tiles_y));
     const int x0 = tx * kWTW, y0 = ty * kWTH;
     // dy tile; zeros outside the image (those pixels are not outputs) and past cout.
-    stage(dy_s, co_t * kWTH * kWTW, [&](int idx) {
+    detail::stage_shared(dy_s, co_t * kWTH * kWTW, [&](int idx) {
       const int o = idx / (kWTH * kWTW);
       const int rr = idx - o * (kWTH * kWTW);
       const int row = rr / kWTW, col = rr - row * kWTW;
@@ -518,7 +479,7 @@ __global__ void __launch_bounds__(kWMaxThreads, 2)
                  : 0.f;
     });
     // x tile with halo; zeros outside the image ('same' padding) and past this chunk's channels.
-    stage(x_s, ci_t * C::X_PLANE, [&](int idx) {
+    detail::stage_shared(x_s, ci_t * C::X_PLANE, [&](int idx) {
       const int c = idx / C::X_PLANE;
       const int rr = idx - c * C::X_PLANE;
       const int row = rr / C::X_W, col = rr - row * C::X_W;
@@ -675,7 +636,11 @@ size_t conv2d_workspace_floats(const Conv2dShape& s) {
   // Split-K partial outputs of the forward / backward data, the partial sums of backward weights.
   const size_t fwd = plan_conv(s.n, s.c_in, s.c_out, s.h, s.w, s.k).workspace_floats();
   const size_t bwd_data = plan_conv(s.n, s.c_out, s.c_in, s.h, s.w, s.k).workspace_floats();
-  const size_t direct = std::max({fwd, bwd_data, wgrad_workspace_floats(plan_wgrad(s), s)});
+  size_t direct = std::max({fwd, bwd_data, wgrad_workspace_floats(plan_wgrad(s), s)});
+  // Tf32: forward and backward data on tensor cores (conv2d_tf32.cu), with their own split-K.
+  if (s.math == Conv2dMath::Tf32)
+    direct = std::max({direct, conv_tf32_workspace_floats(s.n, s.c_in, s.c_out, s.h, s.w, s.k),
+                       conv_tf32_workspace_floats(s.n, s.c_out, s.c_in, s.h, s.w, s.k)});
   // Fft: forward and backward data in the frequency domain, backward weights still direct.
   // (Sizing an Fft shape creates its cuFFT plans: see conv2d_fft.cu.)
   return s.algo == Conv2dAlgo::Fft ? std::max(direct, conv2d_fft_workspace_floats(s)) : direct;
@@ -687,6 +652,16 @@ size_t conv2d_workspace_floats(const Conv2dShape& s) {
 // only then may Auto pick FFT for the shapes where it wins.
 static bool use_fft(const Conv2dShape& s) { return s.algo == Conv2dAlgo::Fft; }
 
+// Tf32 runs the tensor-core kernels of conv2d_tf32.cu for the direct algorithm, where the shape
+// fits them (k <= 19); otherwise (and for Fft) the fp32 kernels run.
+template <bool FLIP>
+static bool run_tf32_if_asked(const Conv2dShape& s, const ConvArgs& a, float* workspace, cudaStream_t stream,
+                              const char* op) {
+  if (s.math != Conv2dMath::Tf32 || !conv_tf32_supported(a.n, a.cin, a.cout, a.h, a.w, a.k)) return false;
+  run_conv_tf32<FLIP>(a, workspace, stream, op);
+  return true;
+}
+
 void conv2d_forward(const Conv2dShape& s, const float* x, const float* weight, const float* bias, float* y,
                     bool fuse_relu, float* workspace, cudaStream_t stream) {
   const char* op = "conv2d_forward (cuda)";
@@ -695,7 +670,8 @@ void conv2d_forward(const Conv2dShape& s, const float* x, const float* weight, c
   check_not_null(weight, op, "weight");
   check_not_null(y, op, "y");
   if (use_fft(s)) return conv2d_fft_forward(s, x, weight, bias, y, fuse_relu, workspace, stream);
-  run_conv<false>(forward_args(s, x, weight, bias, y, fuse_relu), workspace, stream, op);
+  const ConvArgs a = forward_args(s, x, weight, bias, y, fuse_relu);
+  if (!run_tf32_if_asked<false>(s, a, workspace, stream, op)) run_conv<false>(a, workspace, stream, op);
 }
 
 void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* weight, float* dx, float* workspace,
@@ -709,7 +685,8 @@ void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* we
   // The convolution of dy [n,c_out,h,w] with the flipped, channel-transposed weights -> dx [n,c_in,h,w].
   Conv2dShape t = s;
   std::swap(t.c_in, t.c_out);
-  run_conv<true>(forward_args(t, dy, weight, nullptr, dx, false), workspace, stream, op);
+  const ConvArgs a = forward_args(t, dy, weight, nullptr, dx, false);
+  if (!run_tf32_if_asked<true>(s, a, workspace, stream, op)) run_conv<true>(a, workspace, stream, op);
 }
 
 void conv2d_backward_weights(const Conv2dShape& s, const float* x, const float* dy, float* dweight, float* dbias,

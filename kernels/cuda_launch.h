@@ -78,6 +78,28 @@ __device__ __forceinline__ void elementwise(size_t count, bool vec4, F&& f) {
 // Blocks for elementwise(): one float4 per thread per pass.
 inline unsigned grid_for_elementwise(size_t count) { return grid_for((count + 3) / 4); }
 
+// Global -> shared staging by the whole block: smem[i] = load(i) for i in [0, count). Each thread
+// first issues kStageBatch independent global loads, then stores them, so their latencies overlap
+// instead of adding up (one load-store pair per iteration would wait a full memory round trip
+// each time). Used by the tiled convolution kernels.
+constexpr int kStageBatch = 8;
+template <class Load>
+__device__ __forceinline__ void stage_shared(float* smem, int count, Load&& load) {
+  for (int base = threadIdx.x; base < count; base += kStageBatch * blockDim.x) {
+    float v[kStageBatch];
+#pragma unroll
+    for (int j = 0; j < kStageBatch; ++j) {
+      const int i = base + j * blockDim.x;
+      v[j] = i < count ? load(i) : 0.f;
+    }
+#pragma unroll
+    for (int j = 0; j < kStageBatch; ++j) {
+      const int i = base + j * blockDim.x;
+      if (i < count) smem[i] = v[j];
+    }
+  }
+}
+
 // Deterministic reduction of one value per thread over the block (blockDim.x a multiple of 32,
 // at most 1024): a fixed shuffle tree per warp, then warp 0 combines the per-warp results in
 // order. The result is valid in thread 0. scratch: 32 T in shared memory. Ends with a barrier, so

@@ -1,0 +1,162 @@
+// conv2d_tf32.cu: the 'same' stride-1 2D convolution on TF32 tensor cores (Conv2dMath::Tf32), for
+// the forward pass and the backward data pass (FLIP, as in conv2d.cu). An implicit GEMM per block:
+// M = the block's 16x32 output pixels, N = its co_t output channels, K = the taps (c, u, v) of the
+// input channels, consumed in chunks of 8 channels.
+//   * Staging (per chunk): the input tile with its halo [8][16+k-1][32+k-1] and the weights
+//     [8*k*k taps][co_t (+8 bank padding)] go to shared memory, rounded to TF32 on the way
+//     (cvt.rna), zeros outside the image ('same' padding) and past the last channel. A table of
+//     tap offsets (tap -> c*plane + u*in_w + v) is built once per block.
+//   * The A operand needs no im2col copy: for 16 pixels of one tile row and 8 taps, element
+//     (pixel i, tap j) is in_s[row*in_w + col0 + i + tap_offset[j]], so each lane loads its four A
+//     registers straight from the staged tile (the PTX fragment layout: conv2d_gpu_math.h).
+//   * Each warp owns 2 tile rows x 32 columns = 4 m-tiles of 16 pixels and all co_t channels
+//     (NT = co_t/8 n-tiles): per step of 8 taps it loads 16 A words, 2*NT B words and 2 tap
+//     offsets, and issues 4*NT mma.sync.m16n8k8 (fp32 accumulators: 16*NT per lane). The asm is
+//     not volatile: it has outputs, and volatile would stop the compiler from sharing loads across it.
+//   * Epilogue: + bias, optional ReLU, guarded stores; or, when the grid is small, split-K over the
+//     channel chunks with raw partials reduced in a fixed order (conv2d.cu's reduction).
+// Deterministic: fixed tiling and summation order, no atomics. Requires sm_80 or newer (the build's
+// architectures are 80 and 90).
+// The index maths (staging, tap offsets, fragment coordinates, tiling plan) is in
+// conv2d_gpu_math.h, shared with tests/test_conv2d_tf32_gpu_math.cpp, which replays this kernel on
+// the host lane by lane with the mma emulated from its PTX definition.
+#include <climits>
+
+#include "kernels/conv2d_gpu.h"
+#include "kernels/cuda_launch.h"
+#include "kernels/error.h"
+#include "kernels/op_checks.h"
+
+namespace isonet::gpu {
+
+namespace {
+
+using namespace tf32conv;
+
+// Launch geometry passed to the kernel.
+struct Grid {
+  int co_t, tiles_x, tiles_y, co_tiles, splits, chunks, chunks_per_split;
+  Smem smem;
+  float* partial;     // splits > 1: [splits][n][cout][h][w] raw sums; else unused
+  size_t out_floats;  // n * cout * h * w
+};
+
+// d += a * b for one m16n8k8 tile; a: 4 TF32 words, b: 2, d: 4 fp32 accumulators.
+__device__ __forceinline__ void mma_tf32(float (&d)[4], const float (&a)[4], const float (&b)[2]) {
+  asm(
+      "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(__float_as_uint(a[0])), "r"(__float_as_uint(a[1])), "r"(__float_as_uint(a[2])),
+        "r"(__float_as_uint(a[3])), "r"(__float_as_uint(b[0])), "r"(__float_as_uint(b[1])));
+}
+
+template <int NT, bool FLIP>
+__global__ void __launch_bounds__(kThreads, 2) conv_tf32(ConvArgs a, Grid g) {
+  extern __shared__ float4 smem_f4[];
+  const Smem& L = g.smem;
+  float* in_s = reinterpret_cast<float*>(smem_f4);                    // [kCI][in_h][in_w]
+  float* w_s = in_s + L.w_offset;                                     // [taps][w_stride]
+  int* tap_s = reinterpret_cast<int*>(in_s + L.tap_offset);           // [taps]
+
+  const BlockCoords bc = decode_block(blockIdx.x, g.tiles_x, g.tiles_y, g.co_tiles, g.splits);
+  const int x0 = bc.tx * kTileW, y0 = bc.ty * kTileH, co0 = bc.ct * g.co_t;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+
+  for (int i = threadIdx.x; i < L.taps; i += kThreads) tap_s[i] = tap_offset(L, a.k, i);
+
+  float acc[kMTiles][NT][4];
+#pragma unroll
+  for (int m = 0; m < kMTiles; ++m)
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+      for (int r = 0; r < 4; ++r) acc[m][nt][r] = 0.f;
+
+  const int steps = L.taps / 8;
+  const int kc_end = min((bc.split + 1) * g.chunks_per_split, g.chunks);
+  for (int kc = bc.split * g.chunks_per_split; kc < kc_end; ++kc) {
+    const int ci0 = kc * kCI;
+    const int nci = min(kCI, a.cin - ci0);
+    detail::stage_shared(in_s, kCI * L.in_plane,
+                         [&](int idx) { return stage_input_value(a, L, bc.img, ci0, nci, y0, x0, idx); });
+    detail::stage_shared(w_s, L.taps * L.w_stride,
+                         [&](int idx) { return stage_weight_value<FLIP>(a, L, co0, g.co_t, ci0, nci, idx); });
+    __syncthreads();
+
+#pragma unroll 1
+    for (int s = 0; s < steps; ++s) {
+      const LaneTaps taps = lane_taps(tap_s, lane, s);
+      float b[NT][2];
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt) load_b(w_s, L, nt, lane, s, b[nt]);
+#pragma unroll
+      for (int m = 0; m < kMTiles; ++m) {
+        float av[4];
+        load_a(in_s, L, taps, warp, m, lane, av);
+#pragma unroll
+        for (int nt = 0; nt < NT; ++nt) mma_tf32(acc[m][nt], av, b[nt]);
+      }
+    }
+    __syncthreads();  // the next chunk overwrites the staged data
+  }
+
+  const size_t plane = static_cast<size_t>(a.h) * a.w;
+  float* dst = g.splits > 1 ? g.partial + static_cast<size_t>(bc.split) * g.out_floats : a.out;
+#pragma unroll
+  for (int m = 0; m < kMTiles; ++m) {
+    const int oy = y0 + mtile_row(warp, m);
+    if (oy >= a.h) continue;
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+      for (int r = 0; r < 4; ++r) {
+        const int ox = x0 + mtile_col(m) + c_row(lane, r);
+        const int oc = co0 + 8 * nt + c_col(lane, r);
+        if (ox >= a.w || oc >= a.cout) continue;
+        const size_t e = (static_cast<size_t>(bc.img) * a.cout + oc) * plane + static_cast<size_t>(oy) * a.w + ox;
+        dst[e] = g.splits > 1 ? acc[m][nt][r] : conv_epilogue(acc[m][nt][r], a, oc);
+      }
+  }
+}
+
+template <int NT, bool FLIP>
+void launch(const ConvArgs& a, const Grid& g, unsigned blocks, cudaStream_t stream, const char* op) {
+  // Above 48 KB of dynamic shared memory a kernel must opt in (per kernel; cheap, idempotent).
+  CUDA_CHECK(op, cudaFuncSetAttribute(conv_tf32<NT, FLIP>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                      static_cast<int>(g.smem.bytes())));
+  conv_tf32<NT, FLIP><<<blocks, kThreads, g.smem.bytes(), stream>>>(a, g);
+  CUDA_CHECK_LAUNCH(op);
+}
+
+}  // namespace
+
+bool conv_tf32_supported(int n, int cin, int cout, int h, int w, int k) { return plan(n, cin, cout, h, w, k).ok; }
+
+size_t conv_tf32_workspace_floats(int n, int cin, int cout, int h, int w, int k) {
+  const Plan p = plan(n, cin, cout, h, w, k);
+  return p.ok ? p.workspace_floats() : 0;
+}
+
+template <bool FLIP>
+void run_conv_tf32(const ConvArgs& a, float* workspace, cudaStream_t stream, const char* op) {
+  const Plan p = plan(a.n, a.cin, a.cout, a.h, a.w, a.k);
+  ISONET_CHECK(p.ok, op, ": no TF32 kernel for k=", a.k, " (its weights do not fit in shared memory)");
+  ISONET_CHECK(p.blocks <= INT_MAX, op, ": too many tiles (", p.blocks, ")");
+  if (p.splits > 1) check_not_null(workspace, op, "workspace");
+  const Grid g{p.co_t, p.tiles_x, p.tiles_y, p.co_tiles, p.splits, p.chunks, p.chunks_per_split,
+               p.smem, workspace, p.out_floats};
+  const unsigned blocks = static_cast<unsigned>(p.blocks);
+  switch (p.co_t) {
+    case 8: launch<1, FLIP>(a, g, blocks, stream, op); break;
+    case 16: launch<2, FLIP>(a, g, blocks, stream, op); break;
+    case 32: launch<4, FLIP>(a, g, blocks, stream, op); break;
+    default: fail(op, ": no TF32 kernel for ", p.co_t, " channels per block");  // plan and switch disagree
+  }
+  if (p.splits > 1) launch_conv_split_reduce(a, workspace, p.splits, p.out_floats, stream, op);
+}
+
+template void run_conv_tf32<false>(const ConvArgs&, float*, cudaStream_t, const char*);
+template void run_conv_tf32<true>(const ConvArgs&, float*, cudaStream_t, const char*);
+
+}  // namespace isonet::gpu
