@@ -19,7 +19,8 @@
 # racecheck: it checks shared-memory accesses only and runs kernels that use shared memory about
 # 100x slower; whole programs do not fit (run 2: the ops and model parity programs timed out at
 # 60 s). Our kernels with shared memory are conv2d's tiled forward/backward-data kernel (K = 1, 3,
-# 5, 7, 9, flipped or not), its tiled backward-weights kernel and the dW/dbias reductions, and the
+# 5, 7, 9, flipped or not), the TF32 tensor-core kernel (conv2d_tf32.cu), the tiled
+# backward-weights kernel and the dW/dbias reductions, and the
 # PSNR loss reductions (grep __shared__ kernels/*.cu); the elementwise, pooling, upsampling,
 # concat, dropout and Adam kernels use none, so racecheck has nothing to check in their cases.
 # Chosen cases (core, RACE_CORE below) launch every shared-memory kernel on small shapes:
@@ -35,6 +36,9 @@
 #     weight-wrap / per-bin product / crop kernels, which use no shared memory, and the direct
 #     K = 5 kernel); its shape grid and IsoNet-2 batch-16 cases are heavy (cuFFT's kernels use
 #     shared memory), its error and two-thread cases add no kernel work;
+#   test_cuda_conv_tf32: the determinism case (the TF32 tensor-core kernel at K = 5 with split-K,
+#     which stages its tiles and tap table in shared memory, and the FFT path); its shape grid
+#     and IsoNet-2 batch-16 cases are heavy;
 #   test_cuda_app: none (it drives the same kernels through the app, on larger volumes);
 #   any other test_cuda_* program: every case, each in its own run.
 # Heavy cases (RACE_EXTRA: the conv shape grid up to IsoNet-2's 16x48->16 at 128x128, the
@@ -87,11 +91,13 @@ declare -A RACE_CORE=(
   [test_cuda_fft_convolve]=ALL
   [test_cuda_app]=NONE
   [test_cuda_conv_fft]=$'*the dispatch runs the FFT path*'
+  [test_cuda_conv_tf32]=$'*deterministic, differs from fp32*'
 )
 declare -A RACE_EXTRA=(
   [test_cuda_ops_parity]=$'*bitwise reproducible*\n*over the shape grid*'
   [test_cuda_model_parity]=$'*IsoNet-2, 20 training steps*'
   [test_cuda_conv_fft]=$'*over the shape grid*\n*7x7 layers at batch 16*'
+  [test_cuda_conv_tf32]=$'*over the shape grid*\n*layers at batch 16*'
 )
 # Why a program's cases outside both lists are left out (for the summary).
 declare -A RACE_LEFT_OUT=(
@@ -209,7 +215,7 @@ write_summary
 # Programs in the order of what matters most when time runs short (the open racecheck of the ops
 # parity program first), then any others in name order.
 programs=()
-for name in test_cuda_ops_parity test_cuda_model_parity test_cuda_conv_fft test_cuda_deconvolve \
+for name in test_cuda_ops_parity test_cuda_model_parity test_cuda_conv_fft test_cuda_conv_tf32 test_cuda_deconvolve \
             test_cuda_fft_convolve test_cuda_app; do
   [[ -x "$GPU_BUILD/tests/$name" ]] && programs+=("$GPU_BUILD/tests/$name")
 done

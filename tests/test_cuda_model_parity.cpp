@@ -2,7 +2,8 @@
 // from identical weights and seeds: inference outputs, step-1 gradients, the loss of every
 // training step (dropout ON: the masks are bit-identical on both devices) and the final weights,
 // plus device-tensor inputs and no device allocation inside the training loop; and the same
-// training with the CUDA convs forced to the frequency domain (TrainerOptions::conv.algo = Fft).
+// training with the CUDA convs forced to the frequency domain (TrainerOptions::conv.algo = Fft)
+// or run on TF32 tensor cores (conv.math = Tf32).
 // Skipped without a GPU.
 //
 // Why the tolerances grow over training: the two backends sum convolutions and reductions in
@@ -27,21 +28,29 @@ namespace {
 
 // Trains `steps` steps on both devices from the same model and compares as described above; the
 // GPU's convs run with gpu_algo (the CPU's with Auto).
-void training_parity(Architecture arch, int steps, int n, int h, int w, Conv2dAlgo gpu_algo = Conv2dAlgo::Auto) {
+void training_parity(Architecture arch, int steps, int n, int h, int w, ConvSettings gpu_conv = {}) {
   const Model m = Model::create(arch, 17, 0.2f);
   TrainerOptions opt;
   opt.dropout_seed = 99;
   TrainerOptions gpu_opt = opt;
-  gpu_opt.conv.algo = gpu_algo;
+  gpu_opt.conv = gpu_conv;
   Trainer cpu(m, Device::CPU, opt), gpu(m, Device::CUDA, gpu_opt);
-  const test::TrainingTolerance& tol = gpu_algo == Conv2dAlgo::Fft ? test::kFftTolerance : test::kReorderTolerance;
+  const bool tf32 = gpu_conv.math == Conv2dMath::Tf32;
+  const test::TrainingTolerance& tol = tf32                                ? test::kTf32Tolerance
+                                       : gpu_conv.algo == Conv2dAlgo::Fft ? test::kFftTolerance
+                                                                          : test::kReorderTolerance;
   std::vector<Tensor> xs(steps), ts(steps);
   for (int s = 0; s < steps; ++s) test::toy_pair(n, h, w, 500 + s, xs[s], ts[s]);
 
-  // Step-1 gradients: fp32 sums in different orders (bound in training_tolerance.h).
+  // Step-1 gradients: fp32 sums in different orders (bound in training_tolerance.h); TF32: each
+  // conv is within ~1e-3 of its sum of |terms|, ~10 convs deep forward and backward, normwise
+  // 2e-2 (a wrong op gives ~1).
   cpu.compute_gradients(xs[0], ts[0]);
   gpu.compute_gradients(xs[0], ts[0]);
-  test::check_step1_gradients(m.layout, cpu.gradients(), gpu.gradients());
+  if (tf32)
+    test::check_step1_gradients_normwise(m.layout, cpu.gradients(), gpu.gradients(), 2e-2);
+  else
+    test::check_step1_gradients(m.layout, cpu.gradients(), gpu.gradients());
 
   size_t bytes_after_first = 0;
   for (int s = 0; s < steps; ++s) {
@@ -68,7 +77,12 @@ TEST_CASE("cuda parity: IsoNet-2, 20 training steps with dropout, CPU vs CUDA") 
 
 TEST_CASE("cuda parity: IsoNet-2, 20 training steps, CUDA with conv Fft vs CPU") {
   if (!test::gpu_or_skip()) return;
-  training_parity(Architecture::IsoNet2, 20, 4, 16, 20, Conv2dAlgo::Fft);
+  training_parity(Architecture::IsoNet2, 20, 4, 16, 20, {Conv2dAlgo::Fft, Conv2dMath::Fp32});
+}
+
+TEST_CASE("cuda parity: IsoNet-2, 20 training steps, CUDA with TF32 tensor cores vs CPU") {
+  if (!test::gpu_or_skip()) return;
+  training_parity(Architecture::IsoNet2, 20, 4, 16, 20, {Conv2dAlgo::Auto, Conv2dMath::Tf32});
 }
 
 TEST_CASE("cuda parity: IsoNet-1, 5 training steps with dropout, CPU vs CUDA") {

@@ -3,7 +3,7 @@
 // frequency domain vs the direct sums), and the checks that apply those bounds. Shared by
 // test_cuda_model_parity.cpp, test_nn_conv_algo.cpp and test_cuda_app.cpp. Step-1 gradients use
 // one bound for both (1e-4 of the tensor's largest gradient + 1e-3 relative, as in
-// test_torch_reference.cpp); TrainingTolerance bounds the later steps.
+// test_torch_reference.cpp), a normwise one for TF32; TrainingTolerance bounds the later steps.
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -36,6 +36,33 @@ constexpr TrainingTolerance kReorderTolerance{1e-3, 1e-4, 1e-5, 1e-3};
 // 1.2% of them beyond 1e-3 (IsoNet-1, 5 steps: 3e-4 dB, rms 5e-6, none beyond 1e-3). The bounds
 // leave ~4x margin and are still 10x below how far training moves the weights (rms ~2.4e-2).
 constexpr TrainingTolerance kFftTolerance{1e-2, 1e-3, 2e-3, 5e-2};
+
+// TF32 tensor-core convs on the GPU (Conv2dMath::Tf32) vs fp32: every conv's operands lose 13
+// mantissa bits (relative 2^-11 each), so every gradient carries ~1e-3 relative noise instead of
+// ~1e-6, and Adam turns the sign flips of small gradients into lr-sized steps from the first
+// update on. NOT yet measured (no GPU run so far): set from the per-op bound, 10x the FFT bounds
+// for loss and weights and a quarter of the weights allowed beyond 1e-3; still 5x below how far
+// training moves the weights (rms ~2.4e-2), so a wrong update is caught. The first GPU run prints
+// the measured values (check_final_weights' message); tighten these to ~4x above them.
+constexpr TrainingTolerance kTf32Tolerance{1e-1, 1e-2, 5e-3, 0.25};
+
+// Step-1 gradients of run b against run a, normwise per tensor: ||g_b - g_a|| <= rel * ||g_a||
+// (for TF32 runs, whose elementwise error is relative to each conv's sum of |terms|, not to the
+// gradient element).
+inline void check_step1_gradients_normwise(const ParamLayout& layout, const std::vector<float>& ga,
+                                           const std::vector<float>& gb, double rel) {
+  for (size_t i = 0; i < layout.size(); ++i) {
+    const size_t off = layout.offset(i), cnt = layout.spec(i).numel();
+    double diff2 = 0, norm2 = 0;
+    for (size_t j = 0; j < cnt; ++j) {
+      const double d = double(gb[off + j]) - ga[off + j];
+      diff2 += d * d;
+      norm2 += double(ga[off + j]) * ga[off + j];
+    }
+    INFO("gradient of " << layout.spec(i).name << ": relative normwise difference " << std::sqrt(diff2 / norm2));
+    CHECK(std::sqrt(diff2) <= rel * std::sqrt(norm2));  // NaN fails
+  }
+}
 
 // Step-1 gradients of run b against run a ([layout.total_floats()] each), tensor by tensor:
 // 1e-4 of the tensor's largest |gradient| in a + 1e-3 relative (~100x the observed differences).
