@@ -285,7 +285,7 @@ void bench_conv(std::vector<Row>& rows, cudnnHandle_t dnn, void* dnn_ws, const C
   Conv2dShape sf = s;
   sf.algo = Conv2dAlgo::Fft;
   const bool fft = s.k > 1;
-  // The TF32 tensor-core kernels (Conv2dMath::Tf32, kernels/conv2d_tf32.cu) for forward and backward data.
+  // The TF32 tensor-core kernels (Conv2dMath::Tf32, kernels/conv2d_tf32.cu), all three passes.
   Conv2dShape st = s;
   st.math = Conv2dMath::Tf32;
   Buf ws(std::max({gpu::conv2d_workspace_floats(fft ? sf : s), gpu::conv2d_workspace_floats(st)}), 16);
@@ -305,7 +305,8 @@ void bench_conv(std::vector<Row>& rows, cudnnHandle_t dnn, void* dnn_ws, const C
        [&] { gpu::conv2d_backward_data(sf, y, w, x, ws, nullptr); },
        [&] { gpu::conv2d_backward_data(st, y, w, x, ws, nullptr); }},
       {"conv2d backward weights", Dir::BackwardFilter,
-       [&] { gpu::conv2d_backward_weights(s, x, y, dw, nullptr, ws, nullptr); }, nullptr, nullptr},
+       [&] { gpu::conv2d_backward_weights(s, x, y, dw, nullptr, ws, nullptr); }, nullptr,
+       [&] { gpu::conv2d_backward_weights(st, x, y, dw, nullptr, ws, nullptr); }},
   };
   for (auto& d : dirs) {
     Row r;

@@ -35,7 +35,8 @@
 // Other odd K (11, 13, ...) fall back to simple direct kernels (one output per thread, global
 // memory): correct, not fast. IsoNet-2 uses K = 7 and 1.
 //
-// Conv2dMath::Tf32 sends forward and backward data to the tensor-core kernels (conv2d_tf32.cu).
+// Conv2dMath::Tf32 sends forward, backward data (k <= 19) and backward weights (k <= 9) to the
+// tensor-core kernels of conv2d_tf32.cu; dbias stays the fp32 sum below.
 // Conv2dAlgo::Fft sends forward and backward data to the frequency-domain path (conv2d_fft.cu);
 // backward weights is always the direct kernel here. Auto is direct (see use_fft).
 #include "kernels/conv2d.h"
@@ -418,9 +419,20 @@ WgradPlan plan_wgrad(const Conv2dShape& s) {
   return p;
 }
 
+// dW partials of backward weights: the TF32 kernel's (Conv2dMath::Tf32, where it has one) or the
+// fp32 tiled kernel's (0: the direct fallback writes dW itself). The dbias partials follow them.
+bool wgrad_uses_tf32(const Conv2dShape& s) {
+  return s.math == Conv2dMath::Tf32 && conv_wgrad_tf32_partials(s.n, s.c_in, s.c_out, s.h, s.w, s.k) > 0;
+}
+
+int wgrad_partials(const WgradPlan& p, const Conv2dShape& s) {
+  if (wgrad_uses_tf32(s)) return conv_wgrad_tf32_partials(s.n, s.c_in, s.c_out, s.h, s.w, s.k);
+  return p.tiled ? p.partials : 0;
+}
+
 size_t wgrad_workspace_floats(const WgradPlan& p, const Conv2dShape& s) {
   const size_t bias = 2 * static_cast<size_t>(s.c_out) * p.bias_partials;  // hi + lo pairs
-  return (p.tiled ? static_cast<size_t>(p.partials) * p.dw : 0) + bias;
+  return static_cast<size_t>(wgrad_partials(p, s)) * p.dw + bias;
 }
 
 struct WgradArgs {
@@ -553,6 +565,18 @@ __global__ void conv_wgrad_reduce(const float* partial, float* dweight, size_t d
     dweight[e] = total;
   }
 }
+
+}  // namespace
+
+void launch_conv_wgrad_reduce(const float* partial, float* dweight, size_t dw, int partials, cudaStream_t stream,
+                              const char* op) {
+  const size_t blocks = (dw + 31) / 32;
+  ISONET_CHECK(blocks <= INT_MAX, op, ": too many weights (", dw, ")");
+  conv_wgrad_reduce<<<static_cast<unsigned>(blocks), 256, 0, stream>>>(partial, dweight, dw, partials);
+  CUDA_CHECK_LAUNCH(op);
+}
+
+namespace {
 
 // Any odd k: one dW element per thread, summing over n, y, x in order (deterministic, slow).
 __global__ void conv_wgrad_direct(WgradArgs a, int k, float* dweight) {
@@ -699,8 +723,12 @@ void conv2d_backward_weights(const Conv2dShape& s, const float* x, const float* 
   const WgradPlan p = plan_wgrad(s);
   if (wgrad_workspace_floats(p, s) > 0) check_not_null(workspace, op, "workspace");
   float* partial = workspace;
+  const int partials = wgrad_partials(p, s);
   WgradArgs a{x, dy, partial, s.n, s.c_in, s.c_out, s.h, s.w};
-  if (p.tiled) {
+  if (wgrad_uses_tf32(s)) {
+    run_conv_wgrad_tf32(x, dy, partial, s.n, s.c_in, s.c_out, s.h, s.w, s.k, stream, op);
+    launch_conv_wgrad_reduce(partial, dweight, p.dw, partials, stream, op);
+  } else if (p.tiled) {
     switch (s.k) {
       case 1: launch_wgrad_tiled<1>(p, a, stream, op); break;
       case 3: launch_wgrad_tiled<3>(p, a, stream, op); break;
@@ -709,16 +737,13 @@ void conv2d_backward_weights(const Conv2dShape& s, const float* x, const float* 
       case 9: launch_wgrad_tiled<9>(p, a, stream, op); break;
       default: fail(op, ": no tiled kernel for k=", s.k);  // plan_wgrad and this switch disagree
     }
-    const size_t blocks = (p.dw + 31) / 32;
-    ISONET_CHECK(blocks <= INT_MAX, op, ": too many weights (", p.dw, ")");
-    conv_wgrad_reduce<<<static_cast<unsigned>(blocks), 256, 0, stream>>>(partial, dweight, p.dw, p.partials);
-    CUDA_CHECK_LAUNCH(op);
+    launch_conv_wgrad_reduce(partial, dweight, p.dw, partials, stream, op);
   } else {
     conv_wgrad_direct<<<detail::grid_for(p.dw), detail::kBlock, 0, stream>>>(a, s.k, dweight);
     CUDA_CHECK_LAUNCH(op);
   }
   if (dbias) {
-    float* bias_hi = workspace + (p.tiled ? static_cast<size_t>(p.partials) * p.dw : 0);
+    float* bias_hi = workspace + static_cast<size_t>(partials) * p.dw;
     float* bias_lo = bias_hi + static_cast<size_t>(s.c_out) * p.bias_partials;
     const size_t blocks = static_cast<size_t>(s.c_out) * p.bias_partials;
     ISONET_CHECK(blocks <= INT_MAX, op, ": too many bias partials (", blocks, ")");

@@ -1,6 +1,6 @@
-// conv2d_gpu.h: what the CUDA convolution files share (.cu files only): the split-K reduction of
-// conv2d.cu and the TF32 tensor-core forward/backward-data path of conv2d_tf32.cu, which
-// conv2d.cu's dispatch calls for Conv2dMath::Tf32.
+// conv2d_gpu.h: what the CUDA convolution files share (.cu files only): the split-K and dW
+// reductions of conv2d.cu and the TF32 tensor-core kernels of conv2d_tf32.cu (forward, backward
+// data, backward weights), which conv2d.cu's dispatch calls for Conv2dMath::Tf32.
 #pragma once
 #include <cuda_runtime.h>
 
@@ -22,5 +22,17 @@ size_t conv_tf32_workspace_floats(int n, int cin, int cout, int h, int w, int k)
 // Runs it; FLIP: backward data (see conv_weight). Requires conv_tf32_supported.
 template <bool FLIP>
 void run_conv_tf32(const ConvArgs& a, float* workspace, cudaStream_t stream, const char* op);
+
+// The TF32 backward weights: x [n,cin,h,w], dy [n,cout,h,w] -> raw partial sums
+// partial [partials][cout][cin][k][k], to be added in order by launch_conv_wgrad_reduce.
+// Supported for k in {1,3,5,7,9}; _partials is the count it writes (0: unsupported, use the fp32
+// kernels), the workspace it needs is partials * cout * cin * k * k floats.
+int conv_wgrad_tf32_partials(int n, int cin, int cout, int h, int w, int k);
+int run_conv_wgrad_tf32(const float* x, const float* dy, float* partial, int n, int cin, int cout, int h, int w,
+                        int k, cudaStream_t stream, const char* op);
+
+// dweight [dw] = sum over p = 0 .. partials-1 (a fixed order) of partial [p][dw] (conv2d.cu).
+void launch_conv_wgrad_reduce(const float* partial, float* dweight, size_t dw, int partials, cudaStream_t stream,
+                              const char* op);
 
 }  // namespace isonet::gpu

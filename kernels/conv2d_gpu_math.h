@@ -266,4 +266,174 @@ ISONET_HD void load_b(const float* w_s, const Smem& L, int nt, int lane, int s, 
 }
 
 }  // namespace tf32conv
+
+// =============================================================================================
+// TF32 backward weights (conv2d_tf32.cu, conv_wgrad_tf32): dW[o][c][u][v] = sum over pixels of
+// dy[o][p] * x[c][p + (u - k/2, v - k/2)] as a GEMM per block: M = co_t output channels (1 or 2
+// m-tiles of 16), N = the taps (c, u, v) of a chunk of ci_t input channels (k*k n-tiles of 8
+// taps for ci_t = 8; 8 n-tiles for k = 1, ci_t = 64), K = the pixels of the block's slice of
+// 8x32 pixel tiles, 8 consecutive pixels of a tile row per mma step. The n-tiles are dealt to the
+// 8 warps round robin (warp w: w, w+8, ...); every warp walks all pixels of every tile.
+//   A (16 x 8) = dy_s[o][pixel]        a[r] = dy_s[(16m + a_row) * kDyStride + pixel + a_col]
+//   B (8 x 8)  = x_s[pixel + tap]      b[r] = x_s[tile row * x_w + col + b_row + tap_offset(b_col)]
+//   C (16 x 8) = dW[o][tap]
+// Each block writes its raw sums to its slice's partial dW; conv2d.cu's conv_wgrad_reduce adds
+// the slices in a fixed order (deterministic, no atomics).
+// =============================================================================================
+namespace tf32wgrad {
+
+using tf32conv::tf32_round;
+
+constexpr int kTileH = 8, kTileW = 32;
+constexpr int kWarps = 8;
+constexpr int kThreads = 32 * kWarps;
+// Row stride of the staged dy [co_t][kDyStride]: 4 mod 32, so the A loads (lane 4g+t reads row g,
+// column t) hit 32 different banks.
+constexpr int kDyStride = kTileH * kTileW + 4;
+constexpr size_t kMaxSmemBytes = 160 * 1024;
+constexpr long long kTargetBlocks = 264;
+constexpr size_t kMaxPartialFloats = size_t(8) << 20;  // 32 MB of dW partials at most (as the fp32 kernel)
+constexpr int kMaxPartials = 4096;
+
+// Input channels per chunk: 8 (k*k n-tiles, at least 9 for k >= 3), 64 for k = 1 (8 n-tiles, one per warp).
+ISONET_HD constexpr int ci_chunk(int k) { return k == 1 ? 64 : 8; }
+// n-tiles per chunk, and per warp at most.
+ISONET_HD constexpr int ntiles(int k) { return ci_chunk(k) * k * k / 8; }
+ISONET_HD constexpr int ntiles_per_warp(int k) { return (ntiles(k) + kWarps - 1) / kWarps; }
+
+struct Smem {
+  int ci_t = 0, taps = 0;
+  int x_h = 0, x_w = 0, x_plane = 0;
+  int x_offset = 0;    // first word of x_s [ci_t][x_h][x_w]; dy_s [co_t][kDyStride] starts at 0
+  int tap_offset = 0;  // first word of the tap offsets [taps] (ints)
+  int words = 0;
+  size_t bytes() const { return static_cast<size_t>(words) * 4; }
+};
+
+inline Smem smem_layout(int k, int co_t) {
+  Smem s;
+  s.ci_t = ci_chunk(k);
+  s.taps = s.ci_t * k * k;
+  s.x_h = kTileH + k - 1;
+  s.x_w = kTileW + k - 1;
+  s.x_plane = s.x_h * s.x_w;
+  s.x_offset = co_t * kDyStride;
+  s.tap_offset = s.x_offset + s.ci_t * s.x_plane;
+  s.words = s.tap_offset + s.taps;
+  return s;
+}
+
+struct Plan {
+  bool ok = false;  // false: no kernel for this k (k > 9, or even) or shared memory too small
+  int co_t = 0, co_tiles = 0, ci_tiles = 0;
+  int tiles_x = 0, tiles_y = 0;
+  long long tiles = 0, tiles_per_slice = 0;
+  int slices = 0;
+  size_t dw = 0;  // cout * cin * k * k
+  Smem smem;
+  size_t workspace_floats() const { return static_cast<size_t>(slices) * dw; }
+};
+
+inline Plan plan(int n, int cin, int cout, int h, int w, int k) {
+  Plan p;
+  p.dw = static_cast<size_t>(cout) * cin * k * k;
+  if (k != 1 && k != 3 && k != 5 && k != 7 && k != 9) return p;
+  // 32 output channels per block (two m-tiles share each B fragment) unless that wastes a whole
+  // m-tile; k = 9 keeps 16 (11 n-tiles per warp: 2 m-tiles would not fit in registers).
+  p.co_t = (k < 9 && ceil_div(cout, 32) * 32 - cout < 16) ? 32 : 16;
+  p.co_tiles = ceil_div(cout, p.co_t);
+  p.ci_tiles = ceil_div(cin, ci_chunk(k));
+  p.tiles_x = ceil_div(w, kTileW);
+  p.tiles_y = ceil_div(h, kTileH);
+  p.tiles = static_cast<long long>(n) * p.tiles_x * p.tiles_y;
+  const long long base = static_cast<long long>(p.co_tiles) * p.ci_tiles;
+  const long long max_partials =
+      std::max<long long>(1, std::min<long long>(kMaxPartials, static_cast<long long>(kMaxPartialFloats / p.dw)));
+  const long long slices = std::clamp<long long>((kTargetBlocks + base - 1) / base, 1, std::min(p.tiles, max_partials));
+  p.tiles_per_slice = (p.tiles + slices - 1) / slices;
+  p.slices = static_cast<int>((p.tiles + p.tiles_per_slice - 1) / p.tiles_per_slice);  // no empty slice
+  p.smem = smem_layout(k, p.co_t);
+  p.ok = p.smem.bytes() <= kMaxSmemBytes;
+  return p;
+}
+
+// Block index -> (channel tile, input-channel chunk, slice).
+struct BlockCoords {
+  int ct, it, slice;
+};
+ISONET_HD BlockCoords decode_block(unsigned b, int co_tiles, int ci_tiles) {
+  BlockCoords c;
+  c.ct = static_cast<int>(b % co_tiles);
+  b /= co_tiles;
+  c.it = static_cast<int>(b % ci_tiles);
+  c.slice = static_cast<int>(b / ci_tiles);
+  return c;
+}
+
+// Pixel tile t (of n * tiles_y * tiles_x, x fastest) -> image and origin.
+struct TileCoords {
+  int img, y0, x0;
+};
+ISONET_HD TileCoords decode_tile(long long t, int tiles_x, int tiles_y) {
+  TileCoords c;
+  c.x0 = static_cast<int>(t % tiles_x) * kTileW;
+  c.y0 = static_cast<int>((t / tiles_x) % tiles_y) * kTileH;
+  c.img = static_cast<int>(t / (static_cast<long long>(tiles_x) * tiles_y));
+  return c;
+}
+
+// Word idx of the staged dy [co_t][kDyStride] of tile tc: TF32-rounded dy of output channel
+// co0 + o at tile pixel (row, col), zero outside the image (those pixels are not outputs), past
+// cout and in the bank padding.
+ISONET_HD float stage_dy_value(const float* dy, int cout, int h, int w, int co0, TileCoords tc, int idx) {
+  const int o = idx / kDyStride, p = idx - o * kDyStride;
+  const int row = p / kTileW, col = p - row * kTileW;
+  const int gy = tc.y0 + row, gx = tc.x0 + col, oc = co0 + o;
+  if (p >= kTileH * kTileW || oc >= cout || gy >= h || gx >= w) return 0.f;
+  return tf32_round(dy[(static_cast<size_t>(tc.img) * cout + oc) * h * w + static_cast<size_t>(gy) * w + gx]);
+}
+
+// Word idx of the staged x [ci_t][x_h][x_w] (tile with halo): TF32-rounded x of input channel
+// ci0 + c, zero outside the image ('same' padding) and for channel slots past nci.
+ISONET_HD float stage_x_value(const float* x, int cin, int h, int w, int k, const Smem& L, int ci0, int nci,
+                              TileCoords tc, int idx) {
+  const int c = idx / L.x_plane, r = idx - c * L.x_plane;
+  const int row = r / L.x_w, col = r - row * L.x_w;
+  const int gy = tc.y0 + row - k / 2, gx = tc.x0 + col - k / 2;
+  if (c >= nci || gy < 0 || gy >= h || gx < 0 || gx >= w) return 0.f;
+  return tf32_round(x[(static_cast<size_t>(tc.img) * cin + ci0 + c) * h * w + static_cast<size_t>(gy) * w + gx]);
+}
+
+// Offset in x_s of tap (c, u, v) relative to a pixel's own position (tile row * x_w + col).
+ISONET_HD int tap_offset(const Smem& L, int k, int tap) {
+  const int kk = k * k;
+  const int c = tap / kk, uv = tap - c * kk;
+  return c * L.x_plane + (uv / k) * L.x_w + uv % k;
+}
+
+// A registers of lane `lane`, m-tile m (output channels 16m..16m+15), pixels (row, col0..col0+7).
+ISONET_HD void load_a(const float* dy_s, int m, int lane, int row, int col0, float (&a)[4]) {
+  for (int r = 0; r < 4; ++r)
+    a[r] = dy_s[(16 * m + tf32conv::a_row(lane, r)) * kDyStride + row * kTileW + col0 + tf32conv::a_col(lane, r)];
+}
+
+// This lane's tap offset for n-tile nt: B's column b_col(lane) is tap 8*nt + b_col.
+ISONET_HD int lane_tap(const int* tap_s, int lane, int nt) { return tap_s[8 * nt + tf32conv::b_col(lane)]; }
+
+// B registers of lane `lane` for the n-tile whose lane tap offset is `tap`, pixels (row, col0..col0+7).
+ISONET_HD void load_b(const float* x_s, const Smem& L, int lane, int tap, int row, int col0, float (&b)[2]) {
+  for (int r = 0; r < 2; ++r) b[r] = x_s[row * L.x_w + col0 + tf32conv::b_row(lane, r) + tap];
+}
+
+// Where accumulator r of lane `lane` for (m-tile m, n-tile nt) goes in the partial dW
+// [cout][cin][k][k], or SIZE_MAX when it is padding (channel past cout or past the chunk).
+ISONET_HD size_t dw_index(int cin, int cout, int k, int co0, int ci0, int nci, int m, int nt, int lane, int r) {
+  const int oc = co0 + 16 * m + tf32conv::c_row(lane, r);
+  const int tap = 8 * nt + tf32conv::c_col(lane, r);
+  const int kk = k * k, c = tap / kk;
+  if (oc >= cout || c >= nci) return static_cast<size_t>(-1);
+  return (static_cast<size_t>(oc) * cin + ci0 + c) * kk + (tap - c * kk);
+}
+
+}  // namespace tf32wgrad
 }  // namespace isonet::gpu

@@ -1,5 +1,7 @@
-// conv2d_tf32.cu: the 'same' stride-1 2D convolution on TF32 tensor cores (Conv2dMath::Tf32), for
-// the forward pass and the backward data pass (FLIP, as in conv2d.cu). An implicit GEMM per block:
+// conv2d_tf32.cu: the 'same' stride-1 2D convolution on TF32 tensor cores (Conv2dMath::Tf32): the
+// forward pass and the backward data pass (FLIP, as in conv2d.cu) in conv_tf32, backward weights
+// in conv_wgrad_tf32 (an implicit GEMM over pixels per block, its layout described in
+// conv2d_gpu_math.h, "TF32 backward weights"). Forward / backward data, an implicit GEMM per block:
 // M = the block's 16x32 output pixels, N = its co_t output channels, K = the taps (c, u, v) of the
 // input channels, consumed in chunks of 8 channels.
 //   * Staging (per chunk): the input tile with its halo [8][16+k-1][32+k-1] and the weights
@@ -120,11 +122,122 @@ __global__ void __launch_bounds__(kThreads, 2) conv_tf32(ConvArgs a, Grid g) {
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Backward weights (conv2d_gpu_math.h, "TF32 backward weights")
+// ---------------------------------------------------------------------------------------------
+
+struct WgradGrid {
+  int co_t, co_tiles, ci_tiles, tiles_x, tiles_y;
+  long long tiles, tiles_per_slice;
+  tf32wgrad::Smem smem;
+};
+
+// x [n,cin,h,w], dy [n,cout,h,w] -> partial [slices][cout][cin][K][K] (this block's slice, channel
+// tile and input-channel chunk). MT = co_t / 16 m-tiles.
+template <int K, int MT>
+__global__ void __launch_bounds__(tf32wgrad::kThreads, 2)
+    conv_wgrad_tf32(const float* x, const float* dy, float* partial, int n, int cin, int cout, int h, int w,
+                    WgradGrid g) {
+  namespace W = tf32wgrad;
+  constexpr int NTW = W::ntiles_per_warp(K), NTILES = W::ntiles(K);
+  extern __shared__ float4 smem_f4[];
+  const W::Smem& L = g.smem;
+  float* dy_s = reinterpret_cast<float*>(smem_f4);               // [co_t][kDyStride]
+  float* x_s = dy_s + L.x_offset;                                // [ci_t][x_h][x_w]
+  int* tap_s = reinterpret_cast<int*>(dy_s + L.tap_offset);      // [taps]
+
+  const W::BlockCoords bc = W::decode_block(blockIdx.x, g.co_tiles, g.ci_tiles);
+  const int co0 = bc.ct * g.co_t, ci0 = bc.it * L.ci_t;
+  const int nci = min(L.ci_t, cin - ci0);
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+
+  for (int i = threadIdx.x; i < L.taps; i += W::kThreads) tap_s[i] = W::tap_offset(L, K, i);
+  __syncthreads();
+  int tap[NTW];  // this lane's tap offset in each of the warp's n-tiles (warp + 8i)
+#pragma unroll
+  for (int i = 0; i < NTW; ++i) tap[i] = warp + 8 * i < NTILES ? W::lane_tap(tap_s, lane, warp + 8 * i) : 0;
+
+  float acc[MT][NTW][4];
+#pragma unroll
+  for (int m = 0; m < MT; ++m)
+#pragma unroll
+    for (int i = 0; i < NTW; ++i)
+#pragma unroll
+      for (int r = 0; r < 4; ++r) acc[m][i][r] = 0.f;
+
+  const long long t_begin = bc.slice * g.tiles_per_slice;
+  const long long t_end = min(t_begin + g.tiles_per_slice, g.tiles);
+  for (long long t = t_begin; t < t_end; ++t) {
+    const W::TileCoords tc = W::decode_tile(t, g.tiles_x, g.tiles_y);
+    detail::stage_shared(dy_s, g.co_t * W::kDyStride,
+                         [&](int idx) { return W::stage_dy_value(dy, cout, h, w, co0, tc, idx); });
+    detail::stage_shared(x_s, L.ci_t * L.x_plane,
+                         [&](int idx) { return W::stage_x_value(x, cin, h, w, K, L, ci0, nci, tc, idx); });
+    __syncthreads();
+#pragma unroll 1
+    for (int row = 0; row < W::kTileH; ++row)
+#pragma unroll
+      for (int col0 = 0; col0 < W::kTileW; col0 += 8) {
+        float a[MT][4];
+#pragma unroll
+        for (int m = 0; m < MT; ++m) W::load_a(dy_s, m, lane, row, col0, a[m]);
+#pragma unroll
+        for (int i = 0; i < NTW; ++i) {
+          if (warp + 8 * i >= NTILES) break;  // warp-uniform
+          float b[2];
+          W::load_b(x_s, L, lane, tap[i], row, col0, b);
+#pragma unroll
+          for (int m = 0; m < MT; ++m) mma_tf32(acc[m][i], a[m], b);
+        }
+      }
+    __syncthreads();  // the next tile overwrites the staged data
+  }
+
+  float* out = partial + static_cast<size_t>(bc.slice) * cout * cin * K * K;
+#pragma unroll
+  for (int m = 0; m < MT; ++m)
+#pragma unroll
+    for (int i = 0; i < NTW; ++i) {
+      if (warp + 8 * i >= NTILES) break;
+#pragma unroll
+      for (int r = 0; r < 4; ++r) {
+        const size_t e = W::dw_index(cin, cout, K, co0, ci0, nci, m, warp + 8 * i, lane, r);
+        if (e != static_cast<size_t>(-1)) out[e] = acc[m][i][r];
+      }
+    }
+}
+
+// Opts a kernel into more than 48 KB of dynamic shared memory (per kernel; cheap, idempotent).
+template <class Kernel>
+void allow_smem(Kernel kernel, size_t bytes, const char* op) {
+  CUDA_CHECK(op, cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
+}
+
+template <int K, int MT>
+void launch_wgrad(const float* x, const float* dy, float* partial, int n, int cin, int cout, int h, int w,
+                  const WgradGrid& g, unsigned blocks, cudaStream_t stream, const char* op) {
+  allow_smem(conv_wgrad_tf32<K, MT>, g.smem.bytes(), op);
+  conv_wgrad_tf32<K, MT><<<blocks, tf32wgrad::kThreads, g.smem.bytes(), stream>>>(x, dy, partial, n, cin, cout, h,
+                                                                                  w, g);
+  CUDA_CHECK_LAUNCH(op);
+}
+
+template <int K>
+void launch_wgrad_k(int mt, const float* x, const float* dy, float* partial, int n, int cin, int cout, int h, int w,
+                    const WgradGrid& g, unsigned blocks, cudaStream_t stream, const char* op) {
+  if constexpr (K == 9) {  // 16 channels per block only (plan)
+    ISONET_CHECK(mt == 1, op, ": no TF32 backward-weights kernel for k=9 with ", 16 * mt, " channels per block");
+    launch_wgrad<K, 1>(x, dy, partial, n, cin, cout, h, w, g, blocks, stream, op);
+  } else if (mt == 1) {
+    launch_wgrad<K, 1>(x, dy, partial, n, cin, cout, h, w, g, blocks, stream, op);
+  } else {
+    launch_wgrad<K, 2>(x, dy, partial, n, cin, cout, h, w, g, blocks, stream, op);
+  }
+}
+
 template <int NT, bool FLIP>
 void launch(const ConvArgs& a, const Grid& g, unsigned blocks, cudaStream_t stream, const char* op) {
-  // Above 48 KB of dynamic shared memory a kernel must opt in (per kernel; cheap, idempotent).
-  CUDA_CHECK(op, cudaFuncSetAttribute(conv_tf32<NT, FLIP>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                      static_cast<int>(g.smem.bytes())));
+  allow_smem(conv_tf32<NT, FLIP>, g.smem.bytes(), op);
   conv_tf32<NT, FLIP><<<blocks, kThreads, g.smem.bytes(), stream>>>(a, g);
   CUDA_CHECK_LAUNCH(op);
 }
@@ -154,6 +267,32 @@ void run_conv_tf32(const ConvArgs& a, float* workspace, cudaStream_t stream, con
     default: fail(op, ": no TF32 kernel for ", p.co_t, " channels per block");  // plan and switch disagree
   }
   if (p.splits > 1) launch_conv_split_reduce(a, workspace, p.splits, p.out_floats, stream, op);
+}
+
+int conv_wgrad_tf32_partials(int n, int cin, int cout, int h, int w, int k) {
+  const tf32wgrad::Plan p = tf32wgrad::plan(n, cin, cout, h, w, k);
+  return p.ok ? p.slices : 0;
+}
+
+int run_conv_wgrad_tf32(const float* x, const float* dy, float* partial, int n, int cin, int cout, int h, int w,
+                        int k, cudaStream_t stream, const char* op) {
+  const tf32wgrad::Plan p = tf32wgrad::plan(n, cin, cout, h, w, k);
+  ISONET_CHECK(p.ok, op, ": no TF32 backward-weights kernel for k=", k);
+  check_not_null(partial, op, "workspace");
+  const long long blocks = static_cast<long long>(p.slices) * p.ci_tiles * p.co_tiles;
+  ISONET_CHECK(blocks <= INT_MAX, op, ": too many blocks (", blocks, ")");
+  const WgradGrid g{p.co_t, p.co_tiles, p.ci_tiles, p.tiles_x, p.tiles_y, p.tiles, p.tiles_per_slice, p.smem};
+  const int mt = p.co_t / 16;
+  const unsigned nb = static_cast<unsigned>(blocks);
+  switch (k) {
+    case 1: launch_wgrad_k<1>(mt, x, dy, partial, n, cin, cout, h, w, g, nb, stream, op); break;
+    case 3: launch_wgrad_k<3>(mt, x, dy, partial, n, cin, cout, h, w, g, nb, stream, op); break;
+    case 5: launch_wgrad_k<5>(mt, x, dy, partial, n, cin, cout, h, w, g, nb, stream, op); break;
+    case 7: launch_wgrad_k<7>(mt, x, dy, partial, n, cin, cout, h, w, g, nb, stream, op); break;
+    case 9: launch_wgrad_k<9>(mt, x, dy, partial, n, cin, cout, h, w, g, nb, stream, op); break;
+    default: fail(op, ": no TF32 backward-weights kernel for k=", k);  // plan and switch disagree
+  }
+  return p.slices;
 }
 
 template void run_conv_tf32<false>(const ConvArgs&, float*, cudaStream_t, const char*);

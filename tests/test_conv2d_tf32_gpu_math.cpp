@@ -29,7 +29,9 @@ using isonet::test::absolute;
 using isonet::test::random_vector;
 
 // Deliberate bugs the replay can inject, to show that the comparison catches them.
-enum class Bug { None, ASwap12, BRowsSwapped, CColsSwapped, UnroundedWeights, DropLastSplit, TapOffByOne };
+// UnroundedOperand: the weights (forward) or x (backward weights) staged without TF32 rounding;
+// DropLastSplit: the last split-K split (forward) or slice (backward weights) never runs.
+enum class Bug { None, ASwap12, BRowsSwapped, CColsSwapped, UnroundedOperand, DropLastSplit, TapOffByOne };
 
 // ---------------------------------------------------------------------------------------------
 // mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32, from the PTX ISA fragment tables (written
@@ -107,7 +109,7 @@ std::vector<float> replay(const ConvArgs& a, const Plan& p, Bug bug = Bug::None)
       for (int i = 0; i < kCI * L.in_plane; ++i) in_s[i] = stage_input_value(a, L, bc.img, ci0, nci, y0, x0, i);
       for (int i = 0; i < L.taps * L.w_stride; ++i) {
         w_s[i] = stage_weight_value<FLIP>(a, L, co0, p.co_t, ci0, nci, i);
-        if (bug == Bug::UnroundedWeights) {  // the same word without the TF32 rounding
+        if (bug == Bug::UnroundedOperand) {  // the same word without the TF32 rounding
           const int tap = i / L.w_stride, o = i % L.w_stride, kk = a.k * a.k;
           if (o < p.co_t && co0 + o < a.cout && tap / kk < nci)
             w_s[i] = conv_weight<FLIP>(a, a.k, co0 + o, ci0 + tap / kk, (tap % kk) / a.k, tap % a.k);
@@ -151,6 +153,92 @@ std::vector<float> replay(const ConvArgs& a, const Plan& p, Bug bug = Bug::None)
       out[e] = conv_epilogue(s, a, static_cast<int>((e / plane) % a.cout));
     }
   return out;
+}
+
+// The kernel conv_wgrad_tf32<K, MT> and conv_wgrad_reduce (conv2d.cu: warp w of a block sums
+// partials w, w+8, ..., then warp 0 adds the 8 sums in order), for x [n,cin,h,w], dy [n,cout,h,w].
+std::vector<float> replay_wgrad(const float* x, const float* dy, int n, int cin, int cout, int h, int w, int k,
+                                const tf32wgrad::Plan& p, Bug bug = Bug::None) {
+  namespace W = tf32wgrad;
+  const W::Smem& L = p.smem;
+  const int MT = p.co_t / 16, NTILES = W::ntiles(k);
+  std::vector<float> partial(p.workspace_floats(), std::numeric_limits<float>::quiet_NaN());
+  std::vector<float> smem(L.words);
+  const long long blocks = static_cast<long long>(p.slices) * p.ci_tiles * p.co_tiles;
+  for (long long b = 0; b < blocks; ++b) {
+    const W::BlockCoords bc = W::decode_block(static_cast<unsigned>(b), p.co_tiles, p.ci_tiles);
+    if (bug == Bug::DropLastSplit && p.slices > 1 && bc.slice == p.slices - 1) continue;
+    const int co0 = bc.ct * p.co_t, ci0 = bc.it * L.ci_t, nci = std::min(L.ci_t, cin - ci0);
+    std::fill(smem.begin(), smem.end(), std::numeric_limits<float>::quiet_NaN());
+    float* dy_s = smem.data();
+    float* x_s = dy_s + L.x_offset;
+    int* tap_s = reinterpret_cast<int*>(dy_s + L.tap_offset);
+    for (int i = 0; i < L.taps; ++i) {
+      const int off = W::tap_offset(L, k, i) + (bug == Bug::TapOffByOne && i == 5 ? 1 : 0);
+      std::memcpy(tap_s + i, &off, sizeof off);
+    }
+    // acc[warp][m][nt / 8][lane][r] (warp w owns n-tiles w, w+8, ...)
+    const int ntw = W::ntiles_per_warp(k);
+    std::vector<float> acc(size_t(W::kWarps) * MT * ntw * 32 * 4, 0.f);
+    auto A = [&](int warp, int m, int i, int lane, int r) -> float& {
+      return acc[((((size_t(warp) * MT + m) * ntw + i) * 32 + lane) * 4) + r];
+    };
+    const long long t_end = std::min(bc.slice * p.tiles_per_slice + p.tiles_per_slice, p.tiles);
+    for (long long t = bc.slice * p.tiles_per_slice; t < t_end; ++t) {
+      const W::TileCoords tc = W::decode_tile(t, p.tiles_x, p.tiles_y);
+      for (int i = 0; i < p.co_t * W::kDyStride; ++i) dy_s[i] = W::stage_dy_value(dy, cout, h, w, co0, tc, i);
+      for (int i = 0; i < L.ci_t * L.x_plane; ++i) {
+        x_s[i] = W::stage_x_value(x, cin, h, w, k, L, ci0, nci, tc, i);
+        if (bug == Bug::UnroundedOperand && x_s[i] != 0.f) {  // the same word without the TF32 rounding
+          const int c = i / L.x_plane, rr = i % L.x_plane, gy = tc.y0 + rr / L.x_w - k / 2,
+                    gx = tc.x0 + rr % L.x_w - k / 2;
+          x_s[i] = x[(size_t(tc.img) * cin + ci0 + c) * h * w + size_t(gy) * w + gx];
+        }
+      }
+      for (int row = 0; row < W::kTileH; ++row)
+        for (int col0 = 0; col0 < W::kTileW; col0 += 8)
+          for (int warp = 0; warp < W::kWarps; ++warp)
+            for (int i = 0; warp + 8 * i < NTILES; ++i)
+              for (int m = 0; m < MT; ++m) {
+                WarpRegs regs;
+                for (int lane = 0; lane < 32; ++lane) {
+                  W::load_a(dy_s, m, lane, row, col0, regs.a[lane]);
+                  W::load_b(x_s, L, lane, W::lane_tap(tap_s, lane, warp + 8 * i), row, col0, regs.b[lane]);
+                  for (int r = 0; r < 4; ++r) regs.c[lane][r] = A(warp, m, i, lane, r);
+                }
+                emulate_mma(regs, bug);
+                for (int lane = 0; lane < 32; ++lane)
+                  for (int r = 0; r < 4; ++r) A(warp, m, i, lane, r) = regs.c[lane][r];
+              }
+    }
+    float* out = partial.data() + size_t(bc.slice) * p.dw;
+    for (int warp = 0; warp < W::kWarps; ++warp)
+      for (int i = 0; warp + 8 * i < NTILES; ++i)
+        for (int m = 0; m < MT; ++m)
+          for (int lane = 0; lane < 32; ++lane)
+            for (int r = 0; r < 4; ++r) {
+              const size_t e = W::dw_index(cin, cout, k, co0, ci0, nci, m, warp + 8 * i, lane, r);
+              if (e != size_t(-1)) out[e] = A(warp, m, i, lane, r);
+            }
+  }
+  std::vector<float> dweight(p.dw);
+  for (size_t e = 0; e < p.dw; ++e) {
+    float sums[8] = {};
+    for (int wp = 0; wp < 8; ++wp)
+      for (int q = wp; q < p.slices; q += 8) sums[wp] += partial[size_t(q) * p.dw + e];
+    float total = sums[0];
+    for (int wp = 1; wp < 8; ++wp) total += sums[wp];
+    dweight[e] = total;
+  }
+  return dweight;
+}
+
+// A backward-weights plan with the slice count forced (co_t as the plan picks it).
+tf32wgrad::Plan forced_wgrad_plan(int n, int cin, int cout, int h, int w, int k, int slices) {
+  tf32wgrad::Plan p = tf32wgrad::plan(n, cin, cout, h, w, k);
+  p.tiles_per_slice = (p.tiles + slices - 1) / slices;
+  p.slices = static_cast<int>((p.tiles + p.tiles_per_slice - 1) / p.tiles_per_slice);
+  return p;
 }
 
 // A plan with co_t and the split count forced (the real plan() picks them from the grid size; the
@@ -337,9 +425,98 @@ TEST_CASE("tf32 conv replay: the comparison fails on deliberate bugs") {
   const ConvArgs a = args_of<false>(c, r, nullptr);
   const double L = double(c.cin) * c.k * c.k;
   CHECK(count_outside(r.ref_tf32, r.mag, replay<false>(a, p), L) == 0);
-  for (Bug bug : {Bug::ASwap12, Bug::BRowsSwapped, Bug::CColsSwapped, Bug::UnroundedWeights, Bug::DropLastSplit,
+  for (Bug bug : {Bug::ASwap12, Bug::BRowsSwapped, Bug::CColsSwapped, Bug::UnroundedOperand, Bug::DropLastSplit,
                   Bug::TapOffByOne}) {
     INFO("bug " << static_cast<int>(bug));
     CHECK(count_outside(r.ref_tf32, r.mag, replay<false>(a, p, bug), L) > 0);
+  }
+}
+
+namespace {
+
+struct WgradRefs {
+  std::vector<float> x, dy, ref, ref_tf32, mag;
+};
+
+WgradRefs wgrad_references(const Case& c, uint64_t seed) {
+  Conv2dShape s;
+  s.n = c.n, s.c_in = c.cin, s.c_out = c.cout, s.h = c.h, s.w = c.w, s.k = c.k, s.algo = Conv2dAlgo::Direct;
+  const size_t plane = size_t(c.h) * c.w, nw = size_t(c.cout) * c.cin * c.k * c.k;
+  WgradRefs r;
+  r.x = random_vector(c.n * c.cin * plane, seed + 1);
+  r.dy = random_vector(c.n * c.cout * plane, seed + 2);
+  r.ref.resize(nw), r.ref_tf32.resize(nw), r.mag.resize(nw);
+  std::vector<float> ws(cpu::conv2d_workspace_floats(s));
+  const auto xr = rounded(r.x), dyr = rounded(r.dy), ax = absolute(r.x), ady = absolute(r.dy);
+  cpu::conv2d_backward_weights(s, r.x.data(), r.dy.data(), r.ref.data(), nullptr, ws.data());
+  cpu::conv2d_backward_weights(s, xr.data(), dyr.data(), r.ref_tf32.data(), nullptr, ws.data());
+  cpu::conv2d_backward_weights(s, ax.data(), ady.data(), r.mag.data(), nullptr, ws.data());
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("tf32 backward-weights plan: channel tiles, chunks, slices, shared memory") {
+  namespace W = tf32wgrad;
+  CHECK(W::ntiles(7) == 49);
+  CHECK(W::ntiles_per_warp(7) == 7);
+  CHECK(W::ntiles(1) == 8);  // 64 channels per chunk: one n-tile per warp
+  CHECK(W::ntiles_per_warp(9) == 11);
+  for (int k : {1, 3, 5, 7, 9}) {
+    const W::Plan p = W::plan(16, 96, 32, 128, 128, k);
+    CHECK(p.ok);
+    CHECK(p.smem.bytes() <= W::kMaxSmemBytes);
+    CHECK(p.co_t == (k == 9 ? 16 : 32));
+    CHECK(p.slices >= 1);
+    CHECK((p.slices - 1) * p.tiles_per_slice < p.tiles);  // no empty slice
+    CHECK(p.workspace_floats() <= W::kMaxPartialFloats);
+  }
+  CHECK(W::plan(16, 16, 1, 128, 128, 1).co_t == 16);  // the output layer: one m-tile, 15 rows padding
+  CHECK(W::plan(16, 16, 48, 64, 64, 7).co_t == 16);   // 48 = 3 x 16, not 2 x 32
+  CHECK_FALSE(W::plan(16, 96, 32, 64, 64, 11).ok);    // no kernel: the fp32 one runs
+  CHECK_FALSE(W::plan(16, 96, 32, 64, 64, 4).ok);
+}
+
+TEST_CASE("tf32 backward-weights replay against the CPU, every m-tile count and slicing") {
+  const Case cases[] = {
+      {2, 3, 5, 13, 37, 3, false, false},   // odd everything; 9 n-tiles (warp 0 owns two)
+      {1, 17, 33, 9, 40, 7, false, false},  // 3 chunks, the last with 1 channel; 33 = 2 x 32 - 31
+      {3, 9, 20, 33, 5, 5, false, false},   // narrower than a tile
+      {2, 70, 8, 11, 19, 1, false, false},  // 1x1: 64-channel chunks, the second with 6
+      {1, 4, 6, 2, 3, 7, false, false},     // image smaller than the kernel
+      {1, 10, 12, 17, 21, 9, false, false}, // k = 9 (16 channels per block)
+  };
+  uint64_t seed = 7000;
+  for (const Case& c : cases) {
+    const WgradRefs r = wgrad_references(c, seed += 10);
+    const double L = double(c.n) * c.h * c.w;
+    for (int slices : {1, 2, 5}) {
+      INFO("backward weights " << describe(c) << " slices=" << slices);
+      const tf32wgrad::Plan p = forced_wgrad_plan(c.n, c.cin, c.cout, c.h, c.w, c.k, slices);
+      REQUIRE(p.ok);
+      const auto got = replay_wgrad(r.x.data(), r.dy.data(), c.n, c.cin, c.cout, c.h, c.w, c.k, p);
+      test::check_normalized("replay vs CPU on TF32-rounded operands", r.ref_tf32, r.mag, got, L);
+      size_t bad = 0;
+      for (size_t i = 0; i < got.size(); ++i) bad += !(std::fabs(double(got[i]) - r.ref[i]) <= 0x1p-10 * r.mag[i] + 1e-30);
+      CHECK(bad == 0);
+    }
+  }
+}
+
+TEST_CASE("tf32 backward-weights replay: the comparison fails on deliberate bugs") {
+  // Small images (3 tiles, 135 pixels per dW element): the tight bound stays below the effect of
+  // a missing rounding, which averages out over long reductions.
+  const Case c{3, 12, 20, 5, 9, 5, false, false};
+  const WgradRefs r = wgrad_references(c, 7777);
+  const double L = double(c.n) * c.h * c.w;
+  const tf32wgrad::Plan p = forced_wgrad_plan(c.n, c.cin, c.cout, c.h, c.w, c.k, 3);
+  auto run = [&](Bug bug) {
+    return count_outside(r.ref_tf32, r.mag, replay_wgrad(r.x.data(), r.dy.data(), c.n, c.cin, c.cout, c.h, c.w, c.k, p, bug), L);
+  };
+  CHECK(run(Bug::None) == 0);
+  for (Bug bug : {Bug::ASwap12, Bug::BRowsSwapped, Bug::CColsSwapped, Bug::UnroundedOperand, Bug::DropLastSplit,
+                  Bug::TapOffByOne}) {
+    INFO("bug " << static_cast<int>(bug));
+    CHECK(run(bug) > 0);
   }
 }
