@@ -35,7 +35,7 @@
 // Other odd K (11, 13, ...) fall back to simple direct kernels (one output per thread, global
 // memory): correct, not fast. IsoNet-2 uses K = 7 and 1.
 //
-// Conv2dMath::Tf32 sends forward, backward data (k <= 19) and backward weights (k <= 9) to the
+// Conv2dMath::Tf32 sends forward, backward data (k <= 13) and backward weights (k <= 9) to the
 // tensor-core kernels of conv2d_tf32.cu; dbias stays the fp32 sum below.
 // Conv2dAlgo::Fft sends forward and backward data to the frequency-domain path (conv2d_fft.cu);
 // backward weights is always the direct kernel here. Auto is direct (see use_fft).
@@ -677,7 +677,7 @@ size_t conv2d_workspace_floats(const Conv2dShape& s) {
 static bool use_fft(const Conv2dShape& s) { return s.algo == Conv2dAlgo::Fft; }
 
 // Tf32 runs the tensor-core kernels of conv2d_tf32.cu for the direct algorithm, where the shape
-// fits them (k <= 19); otherwise (and for Fft) the fp32 kernels run.
+// fits them (k <= 13); otherwise (and for Fft) the fp32 kernels run.
 template <bool FLIP>
 static bool run_tf32_if_asked(const Conv2dShape& s, const ConvArgs& a, float* workspace, cudaStream_t stream,
                               const char* op) {

@@ -15,7 +15,7 @@ void launch_conv_split_reduce(const ConvArgs& a, const float* partial, int split
                               cudaStream_t stream, const char* op);
 
 // The TF32 tensor-core convolution "in [n,cin,h,w] -> out [n,cout,h,w]" (a.k odd): true when the
-// shape fits its shared memory (k <= 19), else the caller uses the fp32 kernels.
+// shape fits its shared memory (k <= 13), else the caller uses the fp32 kernels.
 bool conv_tf32_supported(int n, int cin, int cout, int h, int w, int k);
 // Workspace floats it needs (split-K partial outputs; 0 when it does not split).
 size_t conv_tf32_workspace_floats(int n, int cin, int cout, int h, int w, int k);

@@ -82,7 +82,9 @@ constexpr int kThreads = 32 * kWarps;
 constexpr int kMTiles = 4;
 constexpr int kCI = 8;
 constexpr int kMaxSplits = 8;
-constexpr size_t kMaxSmemBytes = 160 * 1024;  // A100/H100 allow 163/227 KB per block
+// Shared memory per block at most: 99 KB, what sm_86/sm_89 GPUs allow (A100 163 KB, H100 227 KB),
+// so every GPU our sm_80 code runs on can launch every plan; it also keeps 2 blocks per H100 SM.
+constexpr size_t kMaxSmemBytes = 99 * 1024;
 // Blocks that fill an H100 (132 SMs x 2 resident blocks of 8 warps); a heuristic only.
 constexpr long long kTargetBlocks = 264;
 
@@ -118,7 +120,7 @@ inline Smem smem_layout(int k, int co_t) {
 // How a forward (or backward-data) convolution is cut into blocks: a pure function of the shape,
 // so the workspace size and the summation order depend on nothing else.
 struct Plan {
-  bool ok = false;  // false: even 8 channels per block need more shared memory than kMaxSmemBytes (k >= 21)
+  bool ok = false;  // false: even 8 channels per block need more shared memory than kMaxSmemBytes (k >= 15)
   int co_t = 0, co_tiles = 0, tiles_x = 0, tiles_y = 0;
   int chunks = 0, splits = 1, chunks_per_split = 0;
   long long blocks = 0;
@@ -154,7 +156,7 @@ inline Plan plan(int n, int cin, int cout, int h, int w, int k) {
   p.blocks = base * p.splits;
   p.smem = smem_layout(k, p.co_t);
   p.ok = p.smem.bytes() <= kMaxSmemBytes;
-  // Large kernels: fewer channels per block until the weights fit (k = 11 takes 16, k = 13..19 8).
+  // Large kernels: fewer channels per block until the weights fit (k = 9 takes 16, k = 11, 13 8).
   while (!p.ok && p.co_t > 8) {
     p.co_t /= 2;
     p.co_tiles = ceil_div(cout, p.co_t);
@@ -290,7 +292,7 @@ constexpr int kThreads = 32 * kWarps;
 // Row stride of the staged dy [co_t][kDyStride]: 4 mod 32, so the A loads (lane 4g+t reads row g,
 // column t) hit 32 different banks.
 constexpr int kDyStride = kTileH * kTileW + 4;
-constexpr size_t kMaxSmemBytes = 160 * 1024;
+constexpr size_t kMaxSmemBytes = tf32conv::kMaxSmemBytes;
 constexpr long long kTargetBlocks = 264;
 constexpr size_t kMaxPartialFloats = size_t(8) << 20;  // 32 MB of dW partials at most (as the fp32 kernel)
 constexpr int kMaxPartials = 4096;
