@@ -1,12 +1,18 @@
 // trainer.cpp: the training step and inference on top of Network, Parameters and Backend.
 #include "nn/trainer.h"
 
+#include <utility>
+
 #include "kernels/error.h"
 
 namespace isonet {
 
 Trainer::Trainer(const Model& model, Device device, TrainerOptions options)
-    : backend_(make_backend(device)), network_(make_network(model.architecture, options.conv)), options_(options) {
+    : Trainer(model, make_backend(device), options) {}
+
+Trainer::Trainer(const Model& model, std::unique_ptr<Backend> backend, TrainerOptions options)
+    : backend_(std::move(backend)), network_(make_network(model.architecture, options.conv)), options_(options) {
+  ISONET_CHECK(backend_ != nullptr, "trainer: no backend");
   const ParamLayout& layout = network_->layout();
   ISONET_CHECK(model.weights.size() == layout.total_floats(), "trainer: the ", architecture_name(model.architecture),
                " model has ", model.weights.size(), " weight floats, expected ", layout.total_floats());

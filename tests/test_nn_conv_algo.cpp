@@ -1,8 +1,9 @@
 // test_nn_conv_algo.cpp: the per-network conv settings (TrainerOptions::conv, make_network):
 // algorithm and math names and parsing, that the algorithm reaches the workspace sizing, that
 // training with every conv forced to the frequency domain follows training with the direct sums on
-// the CPU, up to the FFT's rounding, and that the CPU ignores the math (Tf32 trains bit for bit as
-// Fp32). (CUDA FFT vs CPU: tests/test_cuda_model_parity.cpp.)
+// the CPU, up to the FFT's rounding, that the CPU ignores the math (Tf32 trains bit for bit as
+// Fp32), and how far training with the GPU's TF32 rounding (emulated on the CPU) drifts from fp32
+// (the calibration of kTf32Tolerance). (CUDA FFT and TF32 vs CPU: tests/test_cuda_model_parity.cpp.)
 #include <cmath>
 #include <string>
 
@@ -12,6 +13,7 @@
 #include "nn/trainer.h"
 #include "nn_toy_data.h"
 #include "test_util.h"
+#include "tf32_emulation.h"
 #include "training_tolerance.h"
 
 using namespace isonet;
@@ -148,4 +150,32 @@ TEST_CASE("conv algo: training with the FFT convs follows the direct ones on the
     // Training did move the weights (rms > 1e-3), so the comparison means something.
     test::check_final_weights(wd, wf, m.weights, c.steps, 5e-3, 1e-3, tol);
   }
+}
+
+TEST_CASE("conv math: TF32 arithmetic emulated on the CPU drifts from fp32 within kTf32Tolerance") {
+  // The setting of the CUDA parity test "CUDA with TF32 tensor cores vs CPU"
+  // (test_cuda_model_parity.cpp): there the GPU's TF32 convs are compared with the CPU's fp32 ones;
+  // here the same TF32 rounding (every conv operand rounded as the GPU kernels do, fp32 sums) runs
+  // on the CPU, so the bound that test applies is measured without a GPU.
+  const Model m = Model::create(Architecture::IsoNet2, 17, 0.2f);
+  const TrainerOptions opt = options(Conv2dAlgo::Direct);
+  Trainer fp32(m, Device::CPU, opt), tf32(m, std::make_unique<test::Tf32EmulatingCpuBackend>(), opt);
+  const int steps = 20;
+  std::vector<Tensor> xs(steps), ts(steps);
+  for (int s = 0; s < steps; ++s) test::toy_pair(4, 16, 20, 500 + s, xs[s], ts[s]);
+  fp32.compute_gradients(xs[0], ts[0]);
+  tf32.compute_gradients(xs[0], ts[0]);
+  test::check_step1_gradients_normwise(m.layout, fp32.gradients(), tf32.gradients(), test::kTf32Step1Normwise);
+  double worst_loss = 0;
+  for (int s = 0; s < steps; ++s) {
+    const float la = fp32.train_step(xs[s], ts[s]), lb = tf32.train_step(xs[s], ts[s]);
+    worst_loss = std::max(worst_loss, std::fabs(double(la) - lb));
+    INFO("step " << s + 1 << ": fp32 loss " << la << ", tf32 loss " << lb);
+    test::check_step_loss(la, lb, test::kTf32Tolerance);
+  }
+  MESSAGE("TF32 emulation vs fp32, 20 IsoNet-2 steps: worst loss difference " << worst_loss << " dB");
+  test::check_final_weights(fp32.weights(), tf32.weights(), m.weights, steps, 5e-3, 1e-3, test::kTf32Tolerance);
+  const WeightDiff d = weight_diff(fp32.weights(), tf32.weights());
+  MESSAGE("final weights: rms " << d.rms << ", max " << d.max << ", " << d.above << " of " << m.weights.size()
+                                << " beyond 1e-3");
 }
