@@ -10,7 +10,8 @@
 #   3. a CLI round trip on a 192^3 simulated volume: `isonet train --device cuda`, `isonet restore`
 #      with --device cuda, with --device cpu and with --device cuda and a --max-memory small enough
 #      to force tiles, each scored with `isonet eval` against the ground truth, and the CUDA result
-#      against the CPU one and the tiled against the untiled one (without the affine fit),
+#      against the CPU one and the tiled against the untiled one (without the affine fit); then the
+#      same training and restore with --math tf32 (TF32 tensor cores), scored the same way,
 #   4. with the time left, the short GPU Table 1 run of bench/REPRODUCE.md (one 256^3 nuclei
 #      volume, 20 epochs, all methods).
 # It writes a Markdown summary (date, device, commit, the demo's PSNR/SSIM table, the time of each
@@ -252,8 +253,19 @@ else
     grep -q 'tiles of' "$logs/rt_restore_cuda_tiled.log" 2>/dev/null &&
       trip_md+=("  - --max-memory $mm MB: $(grep -m1 -oE '[0-9]+ XZ slices.*' "$logs/rt_restore_cuda_tiled.log")") ||
       trip_md+=("  - **tiling was not forced** with --max-memory $mm MB (see rt_restore_cuda_tiled.log)")
+    # The same training and restore with the convolutions on TF32 tensor cores (--math tf32): the
+    # model should be as good as the fp32 one (~1e-3 rounding per conv; training drifts apart).
+    if [[ $dev == cuda ]] && run_step train_tf32 "$isonet" train --input "$rt/sim_aniso.tif" --psf gaussian:2,8 \
+      --steps "$rt_steps" --batch 16 --patch 64 --seed 3 --device cuda --math tf32 --checkpoint-every 0 \
+      --out "$rt/model_tf32.safetensors"; then
+      last=$(grep -oE 'step [0-9]+/[0-9]+ .*' "$logs/rt_train_tf32.log" | tail -1)
+      rate=$(grep -oE '[0-9.]+ patches/s' <<<"$last" | grep -oE '^[0-9.]+')
+      trip_md+=("  - TF32: \`$last\` = $(awk -v r="${rate:-0}" 'BEGIN {printf "%.1f", r / 16}') steps/s at batch 16")
+      run_step restore_cuda_tf32 "$isonet" restore --model "$rt/model_tf32.safetensors" --input "$rt/sim_aniso.tif" \
+        --output "$rt/restored_cuda_tf32.tif" --device cuda --math tf32
+    fi
     trip_md+=("" "| compared | with | isonet eval |" "|---|---|---|")
-    for d in cuda cpu cuda_tiled; do
+    for d in cuda cpu cuda_tiled cuda_tf32; do
       [[ -f "$rt/restored_$d.tif" ]] && trip_md+=("| restored ($d) | ground truth (affine fit) | $(eval_line "$rt/restored_$d.tif" "$rt/sim_gt.tif") |")
     done
     [[ -f "$rt/restored_cuda.tif" && -f "$rt/restored_cpu.tif" ]] &&
