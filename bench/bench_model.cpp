@@ -12,12 +12,15 @@
 // It reports median, min, max, 10th/90th percentiles and patches/s; it never fails on a time.
 //
 //   bench_model --device cpu|cuda --arch isonet2|isonet1 [--batch 16] [--patch 128] [--warmup W]
-//               [--iters N] [--threads T] [--conv auto|direct|fft] [--math fp32|tf32] [--json] [--probe]
+//               [--iters N] [--threads T] [--conv auto|direct|fft] [--math fp32|tf32] [--record]
+//               [--json] [--probe]
 // --conv sets the network's conv algorithm (TrainerOptions::conv.algo; default auto, which on CUDA
 // means direct for now); it is printed in both lines ("conv" in the JSON).
 // --math sets the arithmetic of the CUDA convs (TrainerOptions::conv.math; default fp32; tf32: tensor
 // cores); it is printed in both lines ("math" in the JSON; "precision" is what was computed, fp32
 // on the CPU, which ignores --math and says so on stderr).
+// --record trains with recorded steps (TrainerOptions::record_steps: on CUDA one CUDA graph launch
+// per step; "record" in the JSON); the forward is not recorded.
 // --threads sets the OpenMP team of the CPU ops (default: OpenMP's default, all cores).
 // --json prints only the JSON line (otherwise a human line follows it). --probe prints
 // {"built_with_cuda":..,"cuda_devices":..} and exits (used by run_model_bench.sh).
@@ -52,12 +55,13 @@ struct Options {
   std::string conv = "auto";
   std::string math = "fp32";
   int batch = 16, patch = 128, warmup = 2, iters = 10, threads = 0;
-  bool json_only = false, probe = false;
+  bool json_only = false, probe = false, record = false;
 };
 
 const char* kUsage =
     "usage: bench_model --device cpu|cuda --arch isonet2|isonet1 [--batch 16] [--patch 128] [--warmup W]\n"
-    "                   [--iters N] [--threads T] [--conv auto|direct|fft] [--math fp32|tf32] [--json] [--probe]\n";
+    "                   [--iters N] [--threads T] [--conv auto|direct|fft] [--math fp32|tf32] [--record]\n"
+    "                   [--json] [--probe]\n";
 
 int parse_int(const std::string& flag, const char* text, int min) {
   char* end = nullptr;
@@ -78,6 +82,8 @@ Options parse(int argc, char** argv) {
       o.json_only = true;
     } else if (a == "--probe") {
       o.probe = true;
+    } else if (a == "--record") {
+      o.record = true;
     } else if (a == "--help" || a == "-h") {
       std::fputs(kUsage, stdout);
       std::exit(0);
@@ -264,6 +270,7 @@ int run(const Options& o) {
   Model model = Model::create(arch, /*seed=*/1);  // dropout 0.2, the paper's
   TrainerOptions tro;                             // Adam lr 5e-3
   tro.conv = conv;
+  tro.record_steps = o.record;
   Trainer trainer(model, device, tro);
   Tensor x, t;
   make_batch(o.batch, o.patch, device, x, t);
@@ -279,15 +286,17 @@ int run(const Options& o) {
 
   const int threads = device == Device::CPU ? omp_get_max_threads() : 0;
   std::printf(
-      "{\"impl\":\"isonet-cuda\",\"device\":\"%s\",\"arch\":\"%s\",\"conv\":\"%s\",\"math\":\"%s\",\"batch\":%d,\"patch\":%d,"
-      "\"threads\":%d,\"precision\":\"%s\",\"warmup\":%d,\"iters\":%d,\"final_loss\":%.6f,\"train\":%s,\"forward\":%s}\n",
-      o.device.c_str(), architecture_name(arch), conv_algo_name(conv.algo), conv_math_name(conv.math), o.batch, o.patch,
-      threads, precision, o.warmup, o.iters, loss,
+      "{\"impl\":\"isonet-cuda\",\"device\":\"%s\",\"arch\":\"%s\",\"conv\":\"%s\",\"math\":\"%s\",\"record\":%s,"
+      "\"batch\":%d,\"patch\":%d,\"threads\":%d,\"precision\":\"%s\",\"warmup\":%d,\"iters\":%d,\"final_loss\":%.6f,"
+      "\"train\":%s,\"forward\":%s}\n",
+      o.device.c_str(), architecture_name(arch), conv_algo_name(conv.algo), conv_math_name(conv.math),
+      o.record ? "true" : "false", o.batch, o.patch, threads, precision, o.warmup, o.iters, loss,
       json_block(train, o.batch, work.forward_macs + work.backward_macs).c_str(),
       json_block(fwd, o.batch, work.forward_macs).c_str());
   if (!o.json_only)
-    std::printf("isonet-cuda %s %s conv %s math %s batch %d patch %d%s: %s; %s\n", o.device.c_str(),
-                architecture_name(arch), conv_algo_name(conv.algo), conv_math_name(conv.math), o.batch, o.patch,
+    std::printf("isonet-cuda %s %s conv %s math %s%s batch %d patch %d%s: %s; %s\n", o.device.c_str(),
+                architecture_name(arch), conv_algo_name(conv.algo), conv_math_name(conv.math),
+                o.record ? " recorded" : "", o.batch, o.patch,
                 threads ? (" threads " + std::to_string(threads)).c_str() : "",
                 human("train step", train, o.batch, work.forward_macs + work.backward_macs).c_str(),
                 human("forward", fwd, o.batch, work.forward_macs).c_str());

@@ -21,6 +21,9 @@
 #                           the budget still holds its cap plus the PyTorch CUDA run's; the table
 #                           gets "isonet2 (conv fft)" rows and a direct-vs-fft line; a skip is noted
 #                           under "Not measured" without failing the script)
+#   ISONET_BENCH_CUDA_RECORD 0 skips the extra CUDA run of IsoNet-2 with --record (recorded steps,
+#                           CUDA graphs; default 1: the "isonet2 (recorded)" rows and a line vs the
+#                           default run)
 #   ISONET_BENCH_CUDA_TF32  0 skips the extra CUDA run of IsoNet-2 with --math tf32 (default 1: the
 #                           same rule as the fft run, right after it; the table gets
 #                           "isonet2 (math tf32)" rows against PyTorch's tf32 setting and a
@@ -105,7 +108,9 @@ groups = {}
 for r in raw:
     r.setdefault("conv", "auto")  # PyTorch rows and older bench_model builds state none
     r.setdefault("math", "fp32")
-    groups.setdefault((r["impl"], r["device"], r["arch"], r["conv"], r["math"], r["precision"]), []).append(r)
+    r.setdefault("record", False)  # bench_model --record (recorded steps: CUDA graphs)
+    groups.setdefault((r["impl"], r["device"], r["arch"], r["conv"], r["math"], r["record"], r["precision"]),
+                      []).append(r)
 rows = []
 for g in groups.values():
     r = dict(g[0], rounds=len(g))
@@ -116,7 +121,8 @@ for g in groups.values():
         if "gflop" in g[0][mode]:
             r[mode]["gflops"] = g[0][mode]["gflop"] / (med * 1e-3)
     rows.append(r)
-ours = {(r["device"], r["arch"], r["conv"], r["math"]): r for r in rows if r["impl"] == "isonet-cuda"}
+ours = {(r["device"], r["arch"], r["conv"], r["math"], r["record"]): r for r in rows if r["impl"] == "isonet-cuda"}
+DEFAULT = ("auto", "fp32", False)
 torch_rows = [r for r in rows if r["impl"] == "pytorch"]
 e = os.environ
 print("# Whole-model benchmark: isonet-cuda vs PyTorch")
@@ -139,19 +145,21 @@ print("| device | arch | mode | ours patches/s | ours ms (min-max) | ours GFLOP/
 print("|---|---|---|---|---|---|---|---|---|---|")
 def ms(b):
     return "%.2f (%.2f-%.2f)" % (b["median_ms"], b["min_ms"], b["max_ms"])
-# Ours with a forced conv algorithm (bench_model --conv) or TF32 math (--math tf32) gets its own
-# rows, "ARCH (conv ALGO)" / "ARCH (math tf32)": the former against the same PyTorch rows, the
-# latter against PyTorch's TF32 setting only (like-for-like arithmetic).
-def setting(conv, math):
-    return ", ".join(([] if conv == "auto" else ["conv " + conv]) + ([] if math == "fp32" else ["math " + math]))
-keys = list(dict.fromkeys([(r["device"], r["arch"], r["conv"], r["math"]) for r in rows]))
-for dev, arch, conv, math in keys:
-    o = ours.get((dev, arch, conv, math))
-    if (conv, math) != ("auto", "fp32") and not o:
+# Ours with a forced conv algorithm (bench_model --conv), TF32 math (--math tf32) or recorded steps
+# (--record: CUDA graphs) gets its own rows, "ARCH (conv ALGO)" / "ARCH (math tf32)" /
+# "ARCH (recorded)": against the same PyTorch rows, except tf32 against PyTorch's TF32 setting only
+# (like-for-like arithmetic).
+def setting(conv, math, record):
+    return ", ".join(([] if conv == "auto" else ["conv " + conv]) + ([] if math == "fp32" else ["math " + math])
+                     + (["recorded"] if record else []))
+keys = list(dict.fromkeys([(r["device"], r["arch"], r["conv"], r["math"], r["record"]) for r in rows]))
+for dev, arch, conv, math, record in keys:
+    o = ours.get((dev, arch, conv, math, record))
+    if (conv, math, record) != DEFAULT and not o:
         continue
     ts = [r for r in torch_rows if (r["device"], r["arch"]) == (dev, arch)
           and (math == "fp32" or r["precision"].startswith(math))] or [None]
-    label = "%s (%s)" % (arch, setting(conv, math)) if setting(conv, math) else arch
+    label = "%s (%s)" % (arch, setting(conv, math, record)) if setting(conv, math, record) else arch
     for mode in ("train", "forward"):
         for t in ts:
             ob, tb = (o[mode] if o else None), (t[mode] if t else None)
@@ -162,17 +170,18 @@ for dev, arch, conv, math in keys:
                      "%.1f" % tb["patches_per_s"] if tb else "-", ms(tb) if tb else "-",
                      "**%.2f**" % (ob["patches_per_s"] / tb["patches_per_s"]) if ob and tb else "-"]
             print("| " + " | ".join(cells) + " |")
-# The conv algorithms and maths side by side against the default run (conv auto, which on CUDA is
-# direct, kernels/conv2d.h; math fp32).
-for (dev, arch, conv, math), o in ours.items():
-    a = ours.get((dev, arch, "auto", "fp32"))
-    if (conv, math) == ("auto", "fp32") or not a:
+# The conv algorithms, maths and recording side by side against the default run (conv auto, which
+# on CUDA is direct, kernels/conv2d.h; math fp32; unrecorded).
+for (dev, arch, conv, math, record), o in ours.items():
+    a = ours.get((dev, arch) + DEFAULT)
+    if (conv, math, record) == DEFAULT or not a:
         continue
-    changed = ([] if conv == "auto" else [conv]) + ([] if math == "fp32" else [math])
-    base = ([] if conv == "auto" else ["direct" if dev == "cuda" else "auto"]) + ([] if math == "fp32" else ["fp32"])
+    changed = ([] if conv == "auto" else [conv]) + ([] if math == "fp32" else [math]) + (["recorded"] if record else [])
+    base = (([] if conv == "auto" else ["direct" if dev == "cuda" else "auto"]) + ([] if math == "fp32" else ["fp32"])
+            + (["unrecorded"] if record else []))
     print()
     print("%s %s, %s vs %s: train step %.2f vs %.2f ms (%.2fx), forward %.2f vs %.2f ms (%.2fx); "
-          "> 1x: %s is faster" % (dev, arch, setting(conv, math), ", ".join(base), o["train"]["median_ms"],
+          "> 1x: %s is faster" % (dev, arch, setting(conv, math, record), ", ".join(base), o["train"]["median_ms"],
                                   a["train"]["median_ms"], a["train"]["median_ms"] / o["train"]["median_ms"],
                                   o["forward"]["median_ms"], a["forward"]["median_ms"],
                                   a["forward"]["median_ms"] / o["forward"]["median_ms"], ", ".join(changed)))
@@ -243,6 +252,11 @@ if [[ -n "$gpu_name" ]]; then
   # take its 45 s cap only if the PyTorch CUDA run's 90 s stay after it.
   if [[ "${ISONET_BENCH_CUDA_FFT:-1}" != 0 && " $archs " == *" isonet2 "* ]]; then
     run_optional "ours cuda isonet2 conv fft" $((45 + 90)) 45 "$exe" --device cuda --arch isonet2 --conv fft \
+      --batch "$batch" --patch "$patch" --warmup "$cw" --iters "$ci" --json
+  fi
+  # Recorded training steps (--record: one CUDA graph launch per step), against the default run.
+  if [[ "${ISONET_BENCH_CUDA_RECORD:-1}" != 0 && " $archs " == *" isonet2 "* ]]; then
+    run_optional "ours cuda isonet2 recorded" $((45 + 90)) 45 "$exe" --device cuda --arch isonet2 --record \
       --batch "$batch" --patch "$patch" --warmup "$cw" --iters "$ci" --json
   fi
   # Our TF32 tensor-core convs (--math tf32), to set against PyTorch's tf32+bench row; same rule.

@@ -8,9 +8,9 @@
 
 namespace isonet::cpu {
 
-void adam_update(const AdamParams& a, long step, float* param, const float* grad, float* m, float* v, size_t count) {
-  const char* op = "adam_update";
-  const AdamStepScalars sc = adam_step_scalars(a, step);  // validates a and step
+namespace {
+void update(const AdamParams& a, AdamStepScalars sc, float* param, const float* grad, float* m, float* v,
+            size_t count, const char* op) {
   if (count == 0) return;
   check_not_null(param, op, "param");
   check_not_null(grad, op, "grad");
@@ -27,6 +27,19 @@ void adam_update(const AdamParams& a, long step, float* param, const float* grad
     v[i] = vi;
     param[i] -= sc.step_size * mi / (std::sqrt(vi) * sc.inv_sqrt_bc2 + eps);
   }
+}
+}  // namespace
+
+void adam_update(const AdamParams& a, long step, float* param, const float* grad, float* m, float* v, size_t count) {
+  update(a, adam_step_scalars(a, step), param, grad, m, v, count, "adam_update");  // validates a and step
+}
+
+void adam_update_scalars(const AdamParams& a, const AdamStepScalars* scalars, float* param, const float* grad,
+                         float* m, float* v, size_t count) {
+  const char* op = "adam_update_scalars";
+  adam_step_scalars(a, 1);  // validates a
+  check_not_null(scalars, op, "scalars");
+  update(a, *scalars, param, grad, m, v, count, op);  // host memory is the CPU's device memory
 }
 
 }  // namespace isonet::cpu

@@ -28,14 +28,23 @@ AdamStepScalars adam_step_scalars(const AdamParams& a, long step);
 // adam_step_scalars validates too: throws isonet::Error unless step >= 1, lr >= 0 and finite,
 // beta1 and beta2 in [0, 1), eps >= 0 and finite. Shared by the CPU and CUDA entries.
 
+// adam_update_scalars: the same update with the step's scalars read from `scalars`, one
+// AdamStepScalars in the memory of the device that runs it, read when the update runs (not when it
+// is queued): how a recorded CUDA graph replays later steps (nn/trainer.h). The values must be
+// adam_step_scalars(a, t) of the step t, for results identical to adam_update(a, t, ...).
+
 namespace cpu {
 // param, grad, m, v [count]; step is 1-based.
 void adam_update(const AdamParams& a, long step, float* param, const float* grad, float* m, float* v, size_t count);
+void adam_update_scalars(const AdamParams& a, const AdamStepScalars* scalars, float* param, const float* grad,
+                         float* m, float* v, size_t count);
 }  // namespace cpu
 
 namespace gpu {
 void adam_update(const AdamParams& a, long step, float* param, const float* grad, float* m, float* v, size_t count,
                  cudaStream_t stream);
+void adam_update_scalars(const AdamParams& a, const AdamStepScalars* scalars, float* param, const float* grad,
+                         float* m, float* v, size_t count, cudaStream_t stream);
 }  // namespace gpu
 
 }  // namespace isonet

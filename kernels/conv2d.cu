@@ -47,6 +47,7 @@
 #include "kernels/conv2d_fft.h"
 #include "kernels/conv2d_gpu.h"
 #include "kernels/cuda_launch.h"
+#include "kernels/device.h"
 #include "kernels/op_checks.h"
 
 namespace isonet::gpu {
@@ -661,10 +662,14 @@ size_t conv2d_workspace_floats(const Conv2dShape& s) {
   const size_t fwd = plan_conv(s.n, s.c_in, s.c_out, s.h, s.w, s.k).workspace_floats();
   const size_t bwd_data = plan_conv(s.n, s.c_out, s.c_in, s.h, s.w, s.k).workspace_floats();
   size_t direct = std::max({fwd, bwd_data, wgrad_workspace_floats(plan_wgrad(s), s)});
-  // Tf32: forward and backward data on tensor cores (conv2d_tf32.cu), with their own split-K.
-  if (s.math == Conv2dMath::Tf32)
+  // Tf32: forward and backward data on tensor cores (conv2d_tf32.cu), with their own split-K
+  // (backward weights' partials are in wgrad_workspace_floats). Sizing is where a network prepares
+  // its ops, before any launch or graph capture: the TF32 kernels get their shared memory here.
+  if (s.math == Conv2dMath::Tf32) {
     direct = std::max({direct, conv_tf32_workspace_floats(s.n, s.c_in, s.c_out, s.h, s.w, s.k),
                        conv_tf32_workspace_floats(s.n, s.c_out, s.c_in, s.h, s.w, s.k)});
+    if (cuda_available()) conv_tf32_prepare_device("conv2d_workspace_floats (cuda)");
+  }
   // Fft: forward and backward data in the frequency domain, backward weights still direct.
   // (Sizing an Fft shape creates its cuFFT plans: see conv2d_fft.cu.)
   return s.algo == Conv2dAlgo::Fft ? std::max(direct, conv2d_fft_workspace_floats(s)) : direct;

@@ -14,6 +14,10 @@ namespace isonet::gpu {
 void launch_conv_split_reduce(const ConvArgs& a, const float* partial, int splits, size_t out_floats,
                               cudaStream_t stream, const char* op);
 
+// Opts the TF32 kernels into the shared memory they need, once per device (needs a GPU; must run
+// before the first TF32 launch and outside CUDA graph captures: conv2d_workspace_floats does it).
+void conv_tf32_prepare_device(const char* op);
+
 // The TF32 tensor-core convolution "in [n,cin,h,w] -> out [n,cout,h,w]" (a.k odd): true when the
 // shape fits its shared memory (k <= 13), else the caller uses the fp32 kernels.
 bool conv_tf32_supported(int n, int cin, int cout, int h, int w, int k);

@@ -23,6 +23,8 @@
 // conv2d_gpu_math.h, shared with tests/test_conv2d_tf32_gpu_math.cpp, which replays this kernel on
 // the host lane by lane with the mma emulated from its PTX definition.
 #include <climits>
+#include <mutex>
+#include <set>
 
 #include "kernels/conv2d_gpu.h"
 #include "kernels/cuda_launch.h"
@@ -207,16 +209,43 @@ __global__ void __launch_bounds__(tf32wgrad::kThreads, 2)
     }
 }
 
-// Opts a kernel into more than 48 KB of dynamic shared memory (per kernel; cheap, idempotent).
+// Opts a kernel into kMaxSmemBytes of dynamic shared memory (more than the default 48 KB).
 template <class Kernel>
-void allow_smem(Kernel kernel, size_t bytes, const char* op) {
-  CUDA_CHECK(op, cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
+void allow_smem(Kernel kernel, const char* op) {
+  CUDA_CHECK(op, cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                      static_cast<int>(tf32conv::kMaxSmemBytes)));
+}
+
+// Every TF32 kernel's opt-in, once per device. Done when a Tf32 shape is sized (conv2d.cu), i.e.
+// before any launch and outside any CUDA graph capture (a capture records launches, not this).
+void opt_in_all(const char* op) {
+  static std::mutex mutex;
+  static std::set<int> done;
+  int device = 0;
+  CUDA_CHECK(op, cudaGetDevice(&device));
+  std::lock_guard<std::mutex> lock(mutex);
+  if (done.count(device)) return;
+  allow_smem(conv_tf32<1, false>, op);
+  allow_smem(conv_tf32<2, false>, op);
+  allow_smem(conv_tf32<4, false>, op);
+  allow_smem(conv_tf32<1, true>, op);
+  allow_smem(conv_tf32<2, true>, op);
+  allow_smem(conv_tf32<4, true>, op);
+  allow_smem(conv_wgrad_tf32<1, 1>, op);
+  allow_smem(conv_wgrad_tf32<1, 2>, op);
+  allow_smem(conv_wgrad_tf32<3, 1>, op);
+  allow_smem(conv_wgrad_tf32<3, 2>, op);
+  allow_smem(conv_wgrad_tf32<5, 1>, op);
+  allow_smem(conv_wgrad_tf32<5, 2>, op);
+  allow_smem(conv_wgrad_tf32<7, 1>, op);
+  allow_smem(conv_wgrad_tf32<7, 2>, op);
+  allow_smem(conv_wgrad_tf32<9, 1>, op);
+  done.insert(device);  // only once all succeeded (a failure is retried, and reported, next time)
 }
 
 template <int K, int MT>
 void launch_wgrad(const float* x, const float* dy, float* partial, int n, int cin, int cout, int h, int w,
                   const WgradGrid& g, unsigned blocks, cudaStream_t stream, const char* op) {
-  allow_smem(conv_wgrad_tf32<K, MT>, g.smem.bytes(), op);
   conv_wgrad_tf32<K, MT><<<blocks, tf32wgrad::kThreads, g.smem.bytes(), stream>>>(x, dy, partial, n, cin, cout, h,
                                                                                   w, g);
   CUDA_CHECK_LAUNCH(op);
@@ -237,12 +266,13 @@ void launch_wgrad_k(int mt, const float* x, const float* dy, float* partial, int
 
 template <int NT, bool FLIP>
 void launch(const ConvArgs& a, const Grid& g, unsigned blocks, cudaStream_t stream, const char* op) {
-  allow_smem(conv_tf32<NT, FLIP>, g.smem.bytes(), op);
   conv_tf32<NT, FLIP><<<blocks, kThreads, g.smem.bytes(), stream>>>(a, g);
   CUDA_CHECK_LAUNCH(op);
 }
 
 }  // namespace
+
+void conv_tf32_prepare_device(const char* op) { opt_in_all(op); }
 
 bool conv_tf32_supported(int n, int cin, int cout, int h, int w, int k) { return plan(n, cin, cout, h, w, k).ok; }
 
@@ -255,6 +285,7 @@ template <bool FLIP>
 void run_conv_tf32(const ConvArgs& a, float* workspace, cudaStream_t stream, const char* op) {
   const Plan p = plan(a.n, a.cin, a.cout, a.h, a.w, a.k);
   ISONET_CHECK(p.ok, op, ": no TF32 kernel for k=", a.k, " (its weights do not fit in shared memory)");
+  opt_in_all(op);  // a no-op after the first sizing of a Tf32 shape
   ISONET_CHECK(p.blocks <= INT_MAX, op, ": too many tiles (", p.blocks, ")");
   if (p.splits > 1) check_not_null(workspace, op, "workspace");
   const Grid g{p.co_t, p.tiles_x, p.tiles_y, p.co_tiles, p.splits, p.chunks, p.chunks_per_split,
@@ -278,6 +309,7 @@ int run_conv_wgrad_tf32(const float* x, const float* dy, float* partial, int n, 
                         int k, cudaStream_t stream, const char* op) {
   const tf32wgrad::Plan p = tf32wgrad::plan(n, cin, cout, h, w, k);
   ISONET_CHECK(p.ok, op, ": no TF32 backward-weights kernel for k=", k);
+  opt_in_all(op);
   check_not_null(partial, op, "workspace");
   const long long blocks = static_cast<long long>(p.slices) * p.ci_tiles * p.co_tiles;
   ISONET_CHECK(blocks <= INT_MAX, op, ": too many blocks (", blocks, ")");

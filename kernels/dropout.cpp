@@ -17,10 +17,11 @@ void apply_mask(const DropoutParams& d, const float* in, float* out, size_t coun
   check_not_null(out, op, "output");
   const uint32_t threshold = dropout_threshold(d.p);
   const float scale = dropout_scale(d);
+  const uint64_t step = d.step + (d.step_offset ? *d.step_offset : 0);  // host memory is the CPU's device memory
   const long n = static_cast<long>(count);
 #pragma omp parallel for schedule(static) if (count >= kParallelMinElements)
   for (long i = 0; i < n; ++i)
-    out[i] = counter_random_u32(d.seed, d.step, static_cast<uint64_t>(i)) >= threshold ? in[i] * scale : 0.f;
+    out[i] = counter_random_u32(d.seed, step, static_cast<uint64_t>(i)) >= threshold ? in[i] * scale : 0.f;
 }
 }  // namespace
 

@@ -11,9 +11,10 @@
 namespace isonet::gpu {
 
 namespace {
-// out [count] = keep(i) ? in * scale : 0; out may alias in.
+// out [count] = keep(i) ? in * scale : 0; out may alias in. step_offset: device memory or null.
 __global__ void dropout_kernel(const float* in, float* out, size_t count, uint64_t seed, uint64_t step,
-                               uint32_t threshold, float scale, bool vec4) {
+                               const uint64_t* step_offset, uint32_t threshold, float scale, bool vec4) {
+  if (step_offset) step += *step_offset;
   detail::elementwise(count, vec4, [&](size_t i, auto width) {
     constexpr int W = decltype(width)::value;
     auto p = detail::load_pack<W>(in + i);
@@ -34,7 +35,7 @@ void apply_mask(const DropoutParams& d, const float* in, float* out, size_t coun
   check_not_null(out, op, "output");
   const bool vec4 = detail::aligned16(in) && detail::aligned16(out);
   dropout_kernel<<<detail::grid_for_elementwise(count), detail::kBlock, 0, stream>>>(
-      in, out, count, d.seed, d.step, dropout_threshold(d.p), dropout_scale(d), vec4);
+      in, out, count, d.seed, d.step, d.step_offset, dropout_threshold(d.p), dropout_scale(d), vec4);
   CUDA_CHECK_LAUNCH(op);
 }
 }  // namespace

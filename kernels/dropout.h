@@ -13,9 +13,14 @@ struct DropoutParams {
   float p = 0.2f;      // drop probability in [0, 1)
   uint64_t seed = 0;   // run seed
   uint64_t step = 0;   // training step (and layer salt): a fresh mask per step and per layer
+  // When set, *step_offset is added to step: one uint64 in the memory of the device that runs the
+  // op, read when the op runs (not when it is queued). This is how a recorded CUDA graph replays
+  // a later step without new kernel arguments (nn/trainer.h). nullptr: step alone.
+  const uint64_t* step_offset = nullptr;
 };
 
-// True when element `index` is kept (identical on CPU and GPU).
+// True when element `index` is kept (identical on CPU and GPU), for the mask key `step` (d.step
+// plus the offset, when there is one; dropout_keep reads neither d.step_offset nor device memory).
 bool dropout_keep(const DropoutParams& d, uint64_t index);
 
 // Throws isonet::Error naming `op` unless p is in [0, 1) (shared by CPU and CUDA entries).

@@ -30,6 +30,24 @@ size_t Backend::conv2d_workspace_floats(const Conv2dShape& s) const {
 
 Backend::~Backend() { device_free(device_, workspace_, workspace_floats_ * sizeof(float)); }
 
+RecordedWork::~RecordedWork() = default;
+
+namespace {
+// The CPU's "recording": nothing is queued, so replaying is running the work again.
+class RerunWork final : public RecordedWork {
+ public:
+  explicit RerunWork(std::function<void()> work) : work_(std::move(work)) {}
+  void replay() override { work_(); }
+
+ private:
+  std::function<void()> work_;
+};
+}  // namespace
+
+std::unique_ptr<RecordedWork> Backend::record(std::function<void()> work) {
+  return std::make_unique<RerunWork>(std::move(work));
+}
+
 void Backend::reserve_workspace(size_t floats) {
   if (floats <= workspace_floats_) return;
   // The old workspace may still be read by queued work: wait before freeing it.
@@ -39,6 +57,7 @@ void Backend::reserve_workspace(size_t floats) {
   workspace_floats_ = 0;
   workspace_ = static_cast<float*>(device_alloc(device_, floats * sizeof(float)));
   workspace_floats_ = floats;
+  ++workspace_allocations_;
 }
 
 float* Backend::workspace(size_t floats) {

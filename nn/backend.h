@@ -9,6 +9,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 
 #include "kernels/adam.h"
@@ -21,6 +22,14 @@
 #include "kernels/upsample2d.h"
 
 namespace isonet {
+
+// Work recorded once by Backend::record and queued again by replay().
+class RecordedWork {
+ public:
+  virtual ~RecordedWork();
+  // Queues the recorded ops again, with the same pointers and arguments.
+  virtual void replay() = 0;
+};
 
 class Backend {
  public:
@@ -86,6 +95,21 @@ class Backend {
   // param, grad, m, v [count]; step 1-based
   virtual void adam_update(const AdamParams& a, long step, float* param, const float* grad, float* m, float* v,
                            size_t count) = 0;
+  // The same with the step's scalars read from `scalars` (memory of this backend) when it runs.
+  virtual void adam_update_scalars(const AdamParams& a, const AdamStepScalars* scalars, float* param,
+                                   const float* grad, float* m, float* v, size_t count) = 0;
+
+  // ---- recording (CUDA graphs) ----
+  // Records the ops `work` queues on this backend into a RecordedWork whose replay() queues them
+  // again with the same pointers and arguments; what changes between replays must be read from
+  // this backend's memory when the ops run (DropoutParams::step_offset, adam_update_scalars).
+  // CUDA: a CUDA graph captured from the stream; the ops do NOT run while they are recorded (call
+  // replay() to run them). The CPU has no graphs: its replay() calls work() again. `work` must not
+  // synchronize, allocate, grow the workspace or read results back. Throws isonet::Error when the
+  // capture fails (the stream is left usable).
+  virtual std::unique_ptr<RecordedWork> record(std::function<void()> work);
+  // Times the workspace was (re)allocated: pointers a recording holds are stale when it changed.
+  size_t workspace_allocations() const { return workspace_allocations_; }
 
  protected:
   // The workspace, at least `floats` long (grows if a shape was not reserved beforehand).
@@ -95,6 +119,7 @@ class Backend {
   Device device_;
   float* workspace_ = nullptr;
   size_t workspace_floats_ = 0;
+  size_t workspace_allocations_ = 0;
 };
 
 // Floats of op workspace a conv of shape s needs on `device` (cpu:: or gpu::conv2d_workspace_floats),

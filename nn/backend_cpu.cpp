@@ -78,6 +78,10 @@ class CpuBackend final : public Backend {
                    size_t count) override {
     cpu::adam_update(a, step, param, grad, m, v, count);
   }
+  void adam_update_scalars(const AdamParams& a, const AdamStepScalars* scalars, float* param, const float* grad,
+                           float* m, float* v, size_t count) override {
+    cpu::adam_update_scalars(a, scalars, param, grad, m, v, count);
+  }
 };
 
 }  // namespace

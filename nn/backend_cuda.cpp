@@ -111,10 +111,53 @@ class CudaBackend final : public Backend {
                    size_t count) override {
     gpu::adam_update(a, step, param, grad, m, v, count, stream_);
   }
+  void adam_update_scalars(const AdamParams& a, const AdamStepScalars* scalars, float* param, const float* grad,
+                           float* m, float* v, size_t count) override {
+    gpu::adam_update_scalars(a, scalars, param, grad, m, v, count, stream_);
+  }
+
+  std::unique_ptr<RecordedWork> record(std::function<void()> work) override;
 
  private:
   cudaStream_t stream_ = nullptr;
 };
+
+// A CUDA graph instantiated from a capture of the backend's stream; replay() launches it there.
+class CudaGraph final : public RecordedWork {
+ public:
+  CudaGraph(cudaGraphExec_t exec, cudaStream_t stream) : exec_(exec), stream_(stream) {}
+  ~CudaGraph() override {
+    if (cudaGraphExecDestroy(exec_) != cudaSuccess) cudaGetLastError();  // destructors only log
+  }
+  CudaGraph(const CudaGraph&) = delete;
+  CudaGraph& operator=(const CudaGraph&) = delete;
+  void replay() override { CUDA_CHECK("replaying a CUDA graph", cudaGraphLaunch(exec_, stream_)); }
+
+ private:
+  cudaGraphExec_t exec_;
+  cudaStream_t stream_;
+};
+
+std::unique_ptr<RecordedWork> CudaBackend::record(std::function<void()> work) {
+  const char* op = "recording a CUDA graph";
+  // Thread-local mode: other host threads' CUDA calls (a data loader) neither break nor join it.
+  CUDA_CHECK(op, cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+  cudaGraph_t graph = nullptr;
+  try {
+    work();
+  } catch (...) {
+    // End the capture so the stream is usable again; the error that stopped `work` is the one to report.
+    if (cudaStreamEndCapture(stream_, &graph) == cudaSuccess && graph) cudaGraphDestroy(graph);
+    cudaGetLastError();
+    throw;
+  }
+  CUDA_CHECK(op, cudaStreamEndCapture(stream_, &graph));
+  cudaGraphExec_t exec = nullptr;
+  const cudaError_t err = cudaGraphInstantiate(&exec, graph, 0);
+  cudaGraphDestroy(graph);
+  CUDA_CHECK(op, err);
+  return std::make_unique<CudaGraph>(exec, stream_);
+}
 
 }  // namespace
 

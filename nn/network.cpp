@@ -116,6 +116,7 @@ void Network::plan(Backend& be, Arena& arena, int n, int h, int w, bool training
     return;
   be.reserve_workspace(workspace_floats(be.device(), n, h, w));
   arena.layout(be, [&](Arena& a) { carve(a, n, h, w, training); });
+  ++layouts_;
   planned_training_ = training;
   n_ = n;
   h_ = h;

@@ -41,12 +41,17 @@ struct ConvSettings {
 // Dropout during a training forward. Layer l of step `step` draws its mask from
 // DropoutParams{p, seed, step * kDropoutLayerStride + l}: a fresh, reproducible mask per step and
 // per layer, identical on CPU and GPU.
+// With step_offset set (backend memory holding step' * kDropoutLayerStride, read when the ops run),
+// the masks are those of step + step': how a recorded training step replays later steps.
 struct DropoutKey {
   static constexpr uint64_t kDropoutLayerStride = 16;
   float p = 0.f;
   uint64_t seed = 0;
   uint64_t step = 0;
-  DropoutParams for_layer(int layer) const { return {p, seed, step * kDropoutLayerStride + uint64_t(layer)}; }
+  const uint64_t* step_offset = nullptr;
+  DropoutParams for_layer(int layer) const {
+    return {p, seed, step * kDropoutLayerStride + uint64_t(layer), step_offset};
+  }
 };
 
 // conv (stride 1, 'same' zero padding) -> optional ReLU (fused) -> optional dropout (training).
@@ -97,6 +102,8 @@ class Network {
   int batch() const { return n_; }
   int height() const { return h_; }
   int width() const { return w_; }
+  // Times plan() laid the buffers out: buffer pointers held from before a change are stale.
+  size_t layouts() const { return layouts_; }
 
   // x [n,1,h,w] (backend memory) -> returns y [n,1,h,w] (arena memory, valid until the next
   // forward or plan). dropout == nullptr: inference. Needs plan() with the same sizes first.
@@ -139,6 +146,7 @@ class Network {
   DropoutKey key_{};
   const Arena* arena_ = nullptr;     // where the buffers were last carved
   size_t arena_allocations_ = 0;    // and that arena's allocation count then
+  size_t layouts_ = 0;
 };
 
 // The network of `arch` (dropout layers take their probability from the DropoutKey of a forward),

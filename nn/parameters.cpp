@@ -119,4 +119,8 @@ void Parameters::adam_step(const AdamParams& adam, long step) {
   backend_.adam_update(adam, step, params(), grads(), adam_m(), adam_v(), layout_.total_floats());
 }
 
+void Parameters::adam_step(const AdamParams& adam, const AdamStepScalars* scalars) {
+  backend_.adam_update_scalars(adam, scalars, params(), grads(), adam_m(), adam_v(), layout_.total_floats());
+}
+
 }  // namespace isonet

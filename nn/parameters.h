@@ -88,6 +88,8 @@ class Parameters {
   void zero_adam_state();
   // One Adam update over the whole flat array (step 1-based).
   void adam_step(const AdamParams& adam, long step);
+  // The same with the step's scalars read from `scalars` (backend memory) when it runs.
+  void adam_step(const AdamParams& adam, const AdamStepScalars* scalars);
 
  private:
   void check_host_size(size_t got, const char* what) const;

@@ -50,6 +50,7 @@ void Trainer::prepare(int n, int h, int w, bool training) {
   io_h_ = h;
   io_w_ = w;
   io_training_ = training;
+  ++io_layouts_;
 }
 
 void Trainer::stage(const Tensor& t, float* dst, const char* what) {
@@ -63,19 +64,49 @@ void Trainer::stage(const Tensor& t, float* dst, const char* what) {
     device_copy(dst, Device::CPU, t.data(), t.device(), t.bytes());
 }
 
-void Trainer::forward_backward(const Tensor& inputs, const Tensor& targets) {
+void Trainer::stage_batch(const Tensor& inputs, const Tensor& targets) {
   const Shape& s = inputs.shape();
   ISONET_CHECK(s.c == 1, "trainer: inputs must have one channel ([n,1,h,w]), got ", s.str());
   prepare(s.n, s.h, s.w, /*training=*/true);
   stage(inputs, x_, "trainer: inputs");
   stage(targets, t_, "trainer: targets (must match the inputs)");
-  // The dropout masks of the step that is about to be taken (Adam's t, 1-based).
-  const DropoutKey key{model_.dropout, options_.dropout_seed, uint64_t(step_ + 1)};
+}
+
+void Trainer::loss_and_gradients(const DropoutKey& key) {
   const float* y = network_->forward(*backend_, *params_, x_, &key);
-  const PsnrLossShape ls{s.n, s.plane()};
+  const PsnrLossShape ls{io_n_, size_t(io_h_) * io_w_};
   backend_->psnr_loss_forward(ls, y, t_, loss_, nullptr);
   backend_->psnr_loss_backward(ls, y, t_, dy_);
   network_->backward(*backend_, *params_, x_, dy_);
+}
+
+void Trainer::forward_backward(const Tensor& inputs, const Tensor& targets) {
+  stage_batch(inputs, targets);
+  // The dropout masks of the step that is about to be taken (Adam's t, 1-based).
+  loss_and_gradients(DropoutKey{model_.dropout, options_.dropout_seed, uint64_t(step_ + 1)});
+}
+
+void Trainer::train_step_recorded(const Tensor& inputs, const Tensor& targets) {
+  stage_batch(inputs, targets);
+  if (!step_args_.get()) step_args_ = DeviceBuffer(*backend_, sizeof(StepArgs));
+  auto* args = static_cast<StepArgs*>(step_args_.get());  // backend memory: addresses only
+  // What the unrecorded step passes as arguments: the masks of step_ + 1, Adam's t + 1. Uploaded
+  // in stream order, so the previous replay has read the old values before they change.
+  const StepArgs now{uint64_t(step_ + 1) * DropoutKey::kDropoutLayerStride,
+                     adam_step_scalars(options_.adam, adam_t_ + 1)};
+  backend_->upload(args, &now, sizeof now);
+  const RecordedLayout layout{network_->layouts(), io_layouts_, backend_->workspace_allocations()};
+  if (!recorded_step_ || !(layout == recorded_layout_)) {
+    recorded_step_.reset();
+    recorded_step_ = backend_->record([this, args] {
+      loss_and_gradients(DropoutKey{model_.dropout, options_.dropout_seed, 0, &args->dropout_offset});
+      params_->adam_step(options_.adam, &args->adam);
+    });
+    recorded_layout_ = layout;
+  }
+  recorded_step_->replay();
+  ++step_;
+  ++adam_t_;
 }
 
 float Trainer::compute_gradients(const Tensor& inputs, const Tensor& targets) {
@@ -84,6 +115,7 @@ float Trainer::compute_gradients(const Tensor& inputs, const Tensor& targets) {
 }
 
 void Trainer::train_step_async(const Tensor& inputs, const Tensor& targets) {
+  if (options_.record_steps) return train_step_recorded(inputs, targets);
   forward_backward(inputs, targets);
   ++step_;
   params_->adam_step(options_.adam, ++adam_t_);

@@ -25,6 +25,12 @@ struct TrainerOptions {
   // CUDA FFT path is benchmarked on a GPU. math: Tf32 runs the CUDA direct convs on tensor cores
   // (~1e-3 relative rounding); the CPU ignores it (fp32).
   ConvSettings conv;
+  // Record the training step once per batch and patch size and replay it (Backend::record): on
+  // CUDA a CUDA graph, one launch per step instead of ~100 (what changes per step, the dropout
+  // step and Adam's scalars, is uploaded to device memory first); on the CPU the same step logic
+  // runs without a graph. Results are bit-identical to unrecorded steps. Off by default until a GPU
+  // run has verified it (tests/test_cuda_model_parity.cpp).
+  bool record_steps = false;
 };
 
 class Trainer {
@@ -77,7 +83,14 @@ class Trainer {
  private:
   void prepare(int n, int h, int w, bool training);
   void stage(const Tensor& t, float* dst, const char* what);
+  // Checks the batch, prepares the buffers for it and copies it in.
+  void stage_batch(const Tensor& inputs, const Tensor& targets);
+  // Forward with dropout `key`, the PSNR loss and the backward on the staged batch.
+  void loss_and_gradients(const DropoutKey& key);
   void forward_backward(const Tensor& inputs, const Tensor& targets);
+  // record_steps: a training step whose ops read the step's dropout offset and Adam scalars from
+  // step_args_, uploaded before each replay.
+  void train_step_recorded(const Tensor& inputs, const Tensor& targets);
 
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<Network> network_;
@@ -94,6 +107,23 @@ class Trainer {
   float* loss_ = nullptr;  // [1]
   int io_n_ = 0, io_h_ = 0, io_w_ = 0;
   bool io_training_ = false;
+  size_t io_layouts_ = 0;  // times io_arena_ was laid out
+
+  // record_steps: the per-step values in backend memory, and the recording with what it was
+  // recorded against (any change of buffers or workspace means a new recording).
+  struct StepArgs {
+    uint64_t dropout_offset;  // (step + 1) * DropoutKey::kDropoutLayerStride
+    AdamStepScalars adam;     // adam_step_scalars(adam, t + 1)
+  };
+  struct RecordedLayout {
+    size_t network, io, workspace;
+    bool operator==(const RecordedLayout& o) const {
+      return network == o.network && io == o.io && workspace == o.workspace;
+    }
+  };
+  DeviceBuffer step_args_;  // one StepArgs
+  std::unique_ptr<RecordedWork> recorded_step_;
+  RecordedLayout recorded_layout_{};
 };
 
 }  // namespace isonet

@@ -3,7 +3,8 @@
 // training step (dropout ON: the masks are bit-identical on both devices) and the final weights,
 // plus device-tensor inputs and no device allocation inside the training loop; and the same
 // training with the CUDA convs forced to the frequency domain (TrainerOptions::conv.algo = Fft)
-// or run on TF32 tensor cores (conv.math = Tf32).
+// or run on TF32 tensor cores (conv.math = Tf32); and recorded steps (CUDA graphs) against
+// unrecorded ones, bit for bit.
 // Skipped without a GPU.
 //
 // Why the tolerances grow over training: the two backends sum convolutions and reductions in
@@ -15,6 +16,7 @@
 // bound for direct convs on both devices, the FFT bound when the GPU runs its convs as FFTs).
 #include <algorithm>
 #include <cmath>
+#include <string>
 
 #include "nn/model.h"
 #include "nn_toy_data.h"
@@ -128,4 +130,39 @@ TEST_CASE("cuda parity: training from device tensors equals training from host t
     CHECK(la == lb);
   }
   CHECK(a.weights() == b.weights());
+}
+
+TEST_CASE("cuda parity: recorded steps (CUDA graphs) equal unrecorded ones bit for bit") {
+  if (!test::gpu_or_skip()) return;
+  // Same kernels, arguments and order, replayed from a graph: identical bits, including the
+  // dropout masks and Adam scalars that the graph reads from device memory; a batch-size change
+  // re-records; interleaved inference and its larger buffers re-record too.
+  for (Conv2dMath math : {Conv2dMath::Fp32, Conv2dMath::Tf32}) {
+    CAPTURE(std::string(conv_math_name(math)));
+    const Model m = Model::create(Architecture::IsoNet2, 41, 0.2f);
+    TrainerOptions plain;
+    plain.dropout_seed = 8;
+    plain.conv.math = math;
+    TrainerOptions recorded = plain;
+    recorded.record_steps = true;
+    Trainer a(m, Device::CUDA, plain), b(m, Device::CUDA, recorded);
+    size_t bytes_after_first = 0;
+    for (int s = 0; s < 20; ++s) {
+      Tensor x, t;
+      test::toy_pair(4, 32, 32, 800 + s, x, t);
+      const float la = a.train_step(x, t), lb = b.train_step(x, t);
+      if (s == 0) bytes_after_first = device_bytes_in_use(Device::CUDA);
+      CHECK(la == lb);
+    }
+    CHECK(device_bytes_in_use(Device::CUDA) == bytes_after_first);  // replays allocate nothing
+    CHECK(a.weights() == b.weights());
+    Tensor x, t, big, unused;
+    test::toy_pair(2, 48, 40, 900, x, t);
+    CHECK(a.train_step(x, t) == b.train_step(x, t));
+    test::toy_pair(6, 64, 64, 901, big, unused);
+    CHECK(a.predict(big).to_vector() == b.predict(big).to_vector());
+    test::toy_pair(4, 32, 32, 902, x, t);
+    CHECK(a.train_step(x, t) == b.train_step(x, t));
+    CHECK(a.weights() == b.weights());
+  }
 }

@@ -171,6 +171,54 @@ TEST_CASE("cuda parity: fused Adam over several steps") {
   }
 }
 
+// One value in device memory (RAII), for the ops that read a value when they run.
+template <class T>
+struct DeviceValue {
+  T* ptr;
+  explicit DeviceValue(const T& v) : ptr(static_cast<T*>(device_alloc(Device::CUDA, sizeof(T)))) {
+    device_copy(ptr, Device::CUDA, &v, Device::CPU, sizeof(T));
+  }
+  ~DeviceValue() { device_free(Device::CUDA, ptr, sizeof(T)); }
+  DeviceValue(const DeviceValue&) = delete;
+  DeviceValue& operator=(const DeviceValue&) = delete;
+};
+
+TEST_CASE("cuda parity: dropout step and Adam scalars read from device memory (recorded steps)") {
+  if (!isonet::test::gpu_or_skip()) return;
+  // Dropout: step + *step_offset, read when the kernel runs, equals the plain step on the CPU.
+  const size_t count = 1001;
+  const auto x = random_vector(count, 77, 0.5f, 1.5f);
+  DropoutParams d;
+  d.p = 0.3f, d.seed = 5, d.step = 3;
+  Guarded<float> dx(x), dy(count);
+  const DeviceValue<uint64_t> offset(160);
+  d.step_offset = offset.ptr;
+  dy.poison_body();
+  gpu::dropout_forward(d, dx.get(), dy.get(), count, nullptr);
+  DropoutParams plain = d;
+  plain.step_offset = nullptr;
+  plain.step = 163;
+  std::vector<float> ref(count);
+  cpu::dropout_forward(plain, x.data(), ref.data(), count);
+  check_bitwise("dropout with a device step offset", ref, dy.read("dropout y"));
+
+  // Adam: the scalars from device memory give the same bits as the same step by value on the GPU.
+  AdamParams a;
+  const long step = 7;
+  const auto p0 = random_vector(count, 78), g = random_vector(count, 79), m0 = random_vector(count, 80, 0.f, 0.1f),
+             v0 = random_vector(count, 81, 0.f, 0.01f);
+  Guarded<float> p1(p0), m1(m0), v1(v0), p2(p0), m2(m0), v2(v0), dg(g);
+  const AdamStepScalars sc = adam_step_scalars(a, step);
+  const DeviceValue<AdamStepScalars> scalars(sc);
+  gpu::adam_update(a, step, p1.get(), dg.get(), m1.get(), v1.get(), count, nullptr);
+  gpu::adam_update_scalars(a, scalars.ptr, p2.get(), dg.get(), m2.get(), v2.get(), count, nullptr);
+  check_bitwise("adam param", p1.read("p by value"), p2.read("p from memory"));
+  check_bitwise("adam m", m1.read("m by value"), m2.read("m from memory"));
+  check_bitwise("adam v", v1.read("v by value"), v2.read("v from memory"));
+  CHECK_THROWS_AS(gpu::adam_update_scalars(a, nullptr, p2.get(), dg.get(), m2.get(), v2.get(), count, nullptr),
+                  isonet::Error);
+}
+
 // ------------------------------------------------------------------------------------------------
 // Pooling, upsampling, concat
 // ------------------------------------------------------------------------------------------------

@@ -86,6 +86,10 @@ class Tf32EmulatingCpuBackend final : public Backend {
                    size_t count) override {
     cpu_->adam_update(a, step, param, grad, m, v, count);
   }
+  void adam_update_scalars(const AdamParams& a, const AdamStepScalars* scalars, float* param, const float* grad,
+                           float* m, float* v, size_t count) override {
+    cpu_->adam_update_scalars(a, scalars, param, grad, m, v, count);
+  }
 
  private:
   static size_t numel_x(const Conv2dShape& s) { return size_t(s.n) * s.c_in * s.h * s.w; }
