@@ -69,13 +69,7 @@ __global__ void __launch_bounds__(kThreads, 2) conv_tf32(ConvArgs a, Grid g) {
 
   for (int i = threadIdx.x; i < L.taps; i += kThreads) tap_s[i] = tap_offset(L, a.k, i);
 
-  float acc[kMTiles][NT][4];
-#pragma unroll
-  for (int m = 0; m < kMTiles; ++m)
-#pragma unroll
-    for (int nt = 0; nt < NT; ++nt)
-#pragma unroll
-      for (int r = 0; r < 4; ++r) acc[m][nt][r] = 0.f;
+  float acc[kMTiles][NT][4] = {};  // [m-tile][n-tile][C register]
 
   const int steps = L.taps / 8;
   const int kc_end = min((bc.split + 1) * g.chunks_per_split, g.chunks);
@@ -159,13 +153,7 @@ __global__ void __launch_bounds__(tf32wgrad::kThreads, 2)
 #pragma unroll
   for (int i = 0; i < NTW; ++i) tap[i] = warp + 8 * i < NTILES ? W::lane_tap(tap_s, lane, warp + 8 * i) : 0;
 
-  float acc[MT][NTW][4];
-#pragma unroll
-  for (int m = 0; m < MT; ++m)
-#pragma unroll
-    for (int i = 0; i < NTW; ++i)
-#pragma unroll
-      for (int r = 0; r < 4; ++r) acc[m][i][r] = 0.f;
+  float acc[MT][NTW][4] = {};  // [m-tile][the warp's n-tile][C register]
 
   const long long t_begin = bc.slice * g.tiles_per_slice;
   const long long t_end = min(t_begin + g.tiles_per_slice, g.tiles);

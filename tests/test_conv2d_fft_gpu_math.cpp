@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "conv_fft_check.h"
+#include "conv_test_cases.h"
 #include "kernels/conv2d.h"
 #include "kernels/conv2d_fft.h"
 #include "kernels/conv2d_fft_math.h"
@@ -25,6 +26,7 @@ namespace {
 
 using namespace isonet;
 using namespace isonet::fftconv;
+using isonet::test::describe;
 using isonet::test::random_vector;
 
 // A batched 2D single-precision FFTW plan in the layouts of conv2d_fft_math.h (real planes ph*pw
@@ -180,11 +182,6 @@ Conv2dShape make_shape(int n, int c_in, int c_out, int h, int w, int k) {
   s.n = n, s.c_in = c_in, s.c_out = c_out, s.h = h, s.w = w, s.k = k;
   s.algo = Conv2dAlgo::Direct;  // the reference
   return s;
-}
-
-std::string describe(const Conv2dShape& s) {
-  return "n=" + std::to_string(s.n) + " c_in=" + std::to_string(s.c_in) + " c_out=" + std::to_string(s.c_out) +
-         " h=" + std::to_string(s.h) + " w=" + std::to_string(s.w) + " k=" + std::to_string(s.k);
 }
 
 }  // namespace

@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "conv_test_cases.h"
 #include "cuda_test_util.h"
 #include "kernels/conv2d.h"
 #include "kernels/conv2d_gpu_math.h"
@@ -36,42 +37,11 @@ using namespace isonet;
 using namespace isonet::test;
 using isonet::gpu::tf32conv::tf32_round;
 
-struct Tf32Case {
-  Conv2dShape s;  // math = Tf32
-  bool bias, relu;
-};
-
 Conv2dShape shape(int n, int c_in, int c_out, int h, int w, int k) {
   Conv2dShape s;
   s.n = n, s.c_in = c_in, s.c_out = c_out, s.h = h, s.w = w, s.k = k;
   s.math = Conv2dMath::Tf32;
   return s;
-}
-
-std::string describe(const Conv2dShape& s) {
-  return "n=" + std::to_string(s.n) + " c_in=" + std::to_string(s.c_in) + " c_out=" + std::to_string(s.c_out) +
-         " h=" + std::to_string(s.h) + " w=" + std::to_string(s.w) + " k=" + std::to_string(s.k);
-}
-
-std::vector<Tf32Case> grid_cases() {
-  struct Spatial {
-    int h, w;
-  };
-  const Spatial sizes[] = {{1, 1}, {3, 5}, {17, 13}, {33, 31}, {7, 40}, {64, 64}};
-  const int pairs[][2] = {{1, 16}, {16, 1}, {3, 33}, {33, 3}, {16, 32}, {96, 64}, {64, 96}, {5, 7}};
-  const int batches[] = {1, 2, 3, 16, 5};
-  std::vector<Tf32Case> cases;
-  int i = 0;
-  for (int k : {1, 3, 5, 7, 9, 13}) {
-    for (const auto& sp : sizes) {
-      const auto& pr = pairs[i % 8];
-      int n = batches[i % 5];
-      if (n == 16 && double(pr[0]) * pr[1] * sp.h * sp.w * k * k > 4e6) n = 4;  // keep the CPU reference cheap
-      cases.push_back({shape(n, pr[0], pr[1], sp.h, sp.w, k), i % 3 != 2, i % 2 == 0});
-      ++i;
-    }
-  }
-  return cases;
 }
 
 std::vector<float> rounded(std::vector<float> v) {
@@ -103,55 +73,28 @@ void check_tf32(const std::string& what, const std::vector<float>& ref_tf32, con
   CHECK(bad_fp32 == 0);
 }
 
-void run_case(const Tf32Case& cc, uint64_t seed) {
-  const Conv2dShape& s = cc.s;
-  Conv2dShape cpu_s = s;
-  cpu_s.math = Conv2dMath::Fp32;
-  cpu_s.algo = Conv2dAlgo::Direct;
-  const size_t plane = size_t(s.h) * s.w, nx = s.n * s.c_in * plane, ny = s.n * s.c_out * plane;
-  const size_t nw = size_t(s.c_out) * s.c_in * s.k * s.k;
-  const auto x = random_vector(nx, seed + 1), w = random_vector(nw, seed + 2), b = random_vector(s.c_out, seed + 3),
-             g = random_vector(ny, seed + 4);
-  const auto xr = rounded(x), wr = rounded(w), gr = rounded(g);
-  const auto ax = absolute(x), aw = absolute(w), ab = absolute(b), ag = absolute(g);
-  const float* bias = cc.bias ? b.data() : nullptr;
-  std::vector<float> cws(cpu::conv2d_workspace_floats(cpu_s));
-  std::vector<float> y(ny), y_tf32(ny), y_mag(ny), dx(nx), dx_tf32(nx), dx_mag(nx), dw(nw), dw_tf32(nw), dw_mag(nw),
-      db(s.c_out), db_mag(s.c_out);
-  cpu::conv2d_forward(cpu_s, x.data(), w.data(), bias, y.data(), cc.relu, cws.data());
-  cpu::conv2d_forward(cpu_s, xr.data(), wr.data(), bias, y_tf32.data(), cc.relu, cws.data());
-  cpu::conv2d_forward(cpu_s, ax.data(), aw.data(), cc.bias ? ab.data() : nullptr, y_mag.data(), false, cws.data());
-  cpu::conv2d_backward_data(cpu_s, g.data(), w.data(), dx.data(), cws.data());
-  cpu::conv2d_backward_data(cpu_s, gr.data(), wr.data(), dx_tf32.data(), cws.data());
-  cpu::conv2d_backward_data(cpu_s, ag.data(), aw.data(), dx_mag.data(), cws.data());
-  cpu::conv2d_backward_weights(cpu_s, x.data(), g.data(), dw.data(), db.data(), cws.data());
-  cpu::conv2d_backward_weights(cpu_s, xr.data(), gr.data(), dw_tf32.data(), nullptr, cws.data());
-  cpu::conv2d_backward_weights(cpu_s, ax.data(), ag.data(), dw_mag.data(), db_mag.data(), cws.data());
+// The case's data with x, w and dy rounded to TF32 (what the tensor cores multiply; bias unrounded).
+ConvData rounded(const ConvData& d) { return {rounded(d.x), rounded(d.w), d.b, rounded(d.g)}; }
 
-  Guarded<float> dx_in(x), dwt(w), dbias(b), dg(g), dy(ny), dgx(nx), dgw(nw), dgb(s.c_out);
-  Guarded<float> ws(std::max<size_t>(gpu::conv2d_workspace_floats(s), 1));
-  dy.poison_body();
-  dgx.poison_body();
-  dgw.poison_body();
-  dgb.poison_body();
-  ws.poison_body();
-  gpu::conv2d_forward(s, dx_in.get(), dwt.get(), cc.bias ? dbias.get() : nullptr, dy.get(), cc.relu, ws.get(), nullptr);
-  gpu::conv2d_backward_data(s, dg.get(), dwt.get(), dgx.get(), ws.get(), nullptr);
-  gpu::conv2d_backward_weights(s, dx_in.get(), dg.get(), dgw.get(), dgb.get(), ws.get(), nullptr);
-  check_tf32("tf32 forward y", y_tf32, y, y_mag, dy.read("y"), double(s.c_in) * s.k * s.k);
-  check_tf32("tf32 backward dx", dx_tf32, dx, dx_mag, dgx.read("dx"), double(s.c_out) * s.k * s.k);
+void run_case(const ConvCase& cc, uint64_t seed) {
+  const Conv2dShape& s = cc.s;
+  const ConvData d = conv_data(s, seed);
+  const ConvResults ref = cpu_conv(cc, d), ref_tf32 = cpu_conv(cc, rounded(d)), mag = cpu_conv_magnitudes(cc, d),
+                    got = gpu_conv(cc, d);
+  const double pixels = double(s.n) * s.h * s.w;
+  check_tf32("tf32 forward y", ref_tf32.y, ref.y, mag.y, got.y, double(s.c_in) * s.k * s.k);
+  check_tf32("tf32 backward dx", ref_tf32.dx, ref.dx, mag.dx, got.dx, double(s.c_out) * s.k * s.k);
   // Backward weights: TF32 for k <= 9 (a reduction over n*h*w pixels), fp32 beyond (tolerance as
   // in test_cuda_ops_parity.cpp); dbias is always the fp32 sum.
   if (s.k <= 9)
-    check_tf32("tf32 backward dW", dw_tf32, dw, dw_mag, dgw.read("dW"), double(s.n) * plane);
+    check_tf32("tf32 backward dW", ref_tf32.dw, ref.dw, mag.dw, got.dw, pixels);
   else
-    check_normalized("backward dW (k > 9: fp32)", dw, dw_mag, dgw.read("dW"), double(s.n) * plane);
-  check_normalized("backward dbias (fp32)", db, db_mag, dgb.read("dbias"), double(s.n) * plane);
-  ws.read("workspace");  // guards only
+    check_normalized("backward dW (k > 9: fp32)", ref.dw, mag.dw, got.dw, pixels);
+  check_normalized("backward dbias (fp32)", ref.db, mag.db, got.db, pixels);
 }
 
-void check_case(const Tf32Case& cc, uint64_t seed) {
-  INFO("tf32 case " << describe(cc.s) << (cc.bias ? " bias" : " no-bias") << (cc.relu ? " relu" : ""));
+void check_case(const ConvCase& cc, uint64_t seed) {
+  INFO("tf32 case " << describe(cc));
   CHECK_NOTHROW(run_case(cc, seed));
 }
 
@@ -160,7 +103,7 @@ void check_case(const Tf32Case& cc, uint64_t seed) {
 TEST_CASE("cuda conv tf32: forward (bias/ReLU on and off) and backward data over the shape grid") {
   if (!gpu_or_skip()) return;
   uint64_t seed = 80000;
-  for (const Tf32Case& cc : grid_cases()) check_case(cc, seed += 10);
+  for (const ConvCase& cc : conv_grid({1, 3, 5, 7, 9, 13}, shape(1, 1, 1, 1, 1, 1))) check_case(cc, seed += 10);
 }
 
 TEST_CASE("cuda conv tf32: IsoNet-2's layers at batch 16") {

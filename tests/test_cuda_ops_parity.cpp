@@ -25,6 +25,7 @@
 #include "kernels/psnr_loss.h"
 #include "kernels/relu.h"
 #include "kernels/upsample2d.h"
+#include "conv_test_cases.h"
 #include "cuda_test_util.h"
 #include "test_util.h"
 
@@ -366,16 +367,6 @@ TEST_CASE("cuda parity: channel concat forward/backward (bitwise), null gradient
 // Convolution
 // ------------------------------------------------------------------------------------------------
 
-struct ConvCase {
-  Conv2dShape s;
-  bool bias, relu;
-};
-
-std::string describe(const Conv2dShape& s) {
-  return "n=" + std::to_string(s.n) + " c_in=" + std::to_string(s.c_in) + " c_out=" + std::to_string(s.c_out) +
-         " h=" + std::to_string(s.h) + " w=" + std::to_string(s.w) + " k=" + std::to_string(s.k);
-}
-
 // The grid: every k in {1,3,5,7,9} x spatial sizes, with channel pairs and batches rotating so
 // that each pair meets several sizes; then IsoNet-2's own layers (smaller batch where the CPU
 // reference would be slow), and k = 11 for the direct fallback kernels.
@@ -426,44 +417,14 @@ TEST_CASE("cuda parity: conv2d forward, backward data, backward weights over the
   uint64_t seed = 2000;
   for (const ConvCase& cc : conv_cases()) {
     const Conv2dShape& s = cc.s;
-    INFO("conv case " << describe(s) << (cc.bias ? " bias" : " no-bias") << (cc.relu ? " relu" : ""));
-    const size_t plane = static_cast<size_t>(s.h) * s.w;
-    const size_t nx = s.n * s.c_in * plane, ny = s.n * s.c_out * plane;
-    const size_t nw = static_cast<size_t>(s.c_out) * s.c_in * s.k * s.k;
-    const auto x = random_vector(nx, ++seed), w = random_vector(nw, ++seed), b = random_vector(s.c_out, ++seed);
-    const auto g = random_vector(ny, ++seed);  // upstream gradient dy
-    const auto ax = absolute(x), aw = absolute(w), ab = absolute(b), ag = absolute(g);
-    std::vector<float> cpu_ws(cpu::conv2d_workspace_floats(s));
-
-    // CPU references and magnitudes (the same reductions over |terms|).
-    std::vector<float> y_ref(ny), y_mag(ny), gx_ref(nx), gx_mag(nx), gw_ref(nw), gw_mag(nw), gb_ref(s.c_out),
-        gb_mag(s.c_out);
-    cpu::conv2d_forward(s, x.data(), w.data(), cc.bias ? b.data() : nullptr, y_ref.data(), cc.relu, cpu_ws.data());
-    cpu::conv2d_forward(s, ax.data(), aw.data(), cc.bias ? ab.data() : nullptr, y_mag.data(), false, cpu_ws.data());
-    cpu::conv2d_backward_data(s, g.data(), w.data(), gx_ref.data(), cpu_ws.data());
-    cpu::conv2d_backward_data(s, ag.data(), aw.data(), gx_mag.data(), cpu_ws.data());
-    cpu::conv2d_backward_weights(s, x.data(), g.data(), gw_ref.data(), gb_ref.data(), cpu_ws.data());
-    cpu::conv2d_backward_weights(s, ax.data(), ag.data(), gw_mag.data(), gb_mag.data(), cpu_ws.data());
-
-    Guarded<float> dx(x), dw(w), db(b), dg(g), dy(ny), dgx(nx), dgw(nw), dgb(s.c_out);
-    Guarded<float> ws(std::max<size_t>(gpu::conv2d_workspace_floats(s), 1));
-    dy.poison_body();
-    dgx.poison_body();
-    dgw.poison_body();
-    dgb.poison_body();
-    ws.poison_body();  // the kernels must never read workspace they did not write
-    gpu::conv2d_forward(s, dx.get(), dw.get(), cc.bias ? db.get() : nullptr, dy.get(), cc.relu, ws.get(), nullptr);
-    gpu::conv2d_backward_data(s, dg.get(), dw.get(), dgx.get(), ws.get(), nullptr);
-    gpu::conv2d_backward_weights(s, dx.get(), dg.get(), dgw.get(), dgb.get(), ws.get(), nullptr);
-
-    const double kk = static_cast<double>(s.k) * s.k;
-    check_normalized("conv forward y", y_ref, y_mag, dy.read("conv forward y"), s.c_in * kk + 1);
-    check_normalized("conv backward dx", gx_ref, gx_mag, dgx.read("conv backward dx"), s.c_out * kk);
-    check_normalized("conv backward dW", gw_ref, gw_mag, dgw.read("conv backward dW"),
-                     static_cast<double>(s.n) * plane);
-    check_normalized("conv backward dbias", gb_ref, gb_mag, dgb.read("conv backward dbias"),
-                     static_cast<double>(s.n) * plane);
-    ws.read("conv workspace");  // guards only
+    INFO("conv case " << describe(cc));
+    const ConvData d = conv_data(s, seed += 10);
+    const ConvResults ref = cpu_conv(cc, d), mag = cpu_conv_magnitudes(cc, d), got = gpu_conv(cc, d);
+    const double kk = static_cast<double>(s.k) * s.k, pixels = static_cast<double>(s.n) * s.h * s.w;
+    check_normalized("conv forward y", ref.y, mag.y, got.y, s.c_in * kk + 1);
+    check_normalized("conv backward dx", ref.dx, mag.dx, got.dx, s.c_out * kk);
+    check_normalized("conv backward dW", ref.dw, mag.dw, got.dw, pixels);
+    check_normalized("conv backward dbias", ref.db, mag.db, got.db, pixels);
   }
 }
 
