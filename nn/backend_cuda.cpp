@@ -140,7 +140,10 @@ class CudaGraph final : public RecordedWork {
 
 std::unique_ptr<RecordedWork> CudaBackend::record(std::function<void()> work) {
   const char* op = "recording a CUDA graph";
-  // Thread-local mode: other host threads' CUDA calls (a data loader) neither break nor join it.
+  // Thread-local mode: potentially unsafe API calls are checked for this thread only. Our stream
+  // is a blocking one, so while the capture runs the legacy default stream is unusable for every
+  // thread (cudaMemcpy/cudaMemset and device_copy fail with cudaErrorStreamCaptureImplicit): no
+  // other thread may use CUDA through the legacy stream during a recording (nothing does today).
   CUDA_CHECK(op, cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
   cudaGraph_t graph = nullptr;
   try {
@@ -151,10 +154,13 @@ std::unique_ptr<RecordedWork> CudaBackend::record(std::function<void()> work) {
     cudaGetLastError();
     throw;
   }
-  CUDA_CHECK(op, cudaStreamEndCapture(stream_, &graph));
+  cudaError_t err = cudaStreamEndCapture(stream_, &graph);
   cudaGraphExec_t exec = nullptr;
-  const cudaError_t err = cudaGraphInstantiate(&exec, graph, 0);
-  cudaGraphDestroy(graph);
+  if (err == cudaSuccess) {
+    err = cudaGraphInstantiate(&exec, graph, 0);
+    cudaGraphDestroy(graph);
+  }
+  if (err != cudaSuccess) cudaGetLastError();  // clear it, so no later launch check reports it
   CUDA_CHECK(op, err);
   return std::make_unique<CudaGraph>(exec, stream_);
 }

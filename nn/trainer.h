@@ -28,8 +28,10 @@ struct TrainerOptions {
   // Record the training step once per batch and patch size and replay it (Backend::record): on
   // CUDA a CUDA graph, one launch per step instead of ~100 (what changes per step, the dropout
   // step and Adam's scalars, is uploaded to device memory first); on the CPU the same step logic
-  // runs without a graph. Results are bit-identical to unrecorded steps. Off by default until a GPU
-  // run has verified it (tests/test_cuda_model_parity.cpp).
+  // runs without a graph. Results are bit-identical to unrecorded steps. While a step is being
+  // recorded (the first step of each size) no other thread may use CUDA's legacy default stream
+  // (backend_cuda.cpp). Off by default until a GPU run has verified it
+  // (tests/test_cuda_model_parity.cpp).
   bool record_steps = false;
 };
 
