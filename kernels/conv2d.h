@@ -23,8 +23,9 @@ enum class Conv2dAlgo { Auto, Direct, Fft };
 //   Tf32: tensor cores (mma.sync m16n8k8 .tf32, conv2d_tf32.cu): the operands (x, dy, weights)
 //         are rounded to TF32 (10-bit mantissa, round to nearest, ties away from zero) as they are
 //         staged, the products are summed in fp32. Relative error ~1e-3 of sum |terms| instead of
-//         ~1e-7. Forward and backward data for k <= 13, backward weights for k <= 9 (other sizes,
-//         dbias and the Fft algorithm stay fp32).
+//         ~1e-7. Forward and backward data for k <= 13, backward weights for k <= 9; other sizes
+//         and dbias stay fp32. With Conv2dAlgo::Fft, forward and backward data are the (fp32)
+//         FFT path and backward weights, always a direct kernel, follows the math.
 // The CPU ignores it and always computes in fp32 (as PyTorch's CPU convolutions do).
 enum class Conv2dMath { Fp32, Tf32 };
 
