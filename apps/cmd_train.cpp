@@ -242,6 +242,7 @@ TrainResult run_train(const TrainOptions& opt) {
   tro.adam.lr = float(opt.lr);
   tro.dropout_seed = opt.seed;
   tro.conv = conv;
+  tro.record_steps = opt.record_steps;
   const int B = opt.batch, P = opt.patch;
   const size_t patch_floats = size_t(P) * P;
   const std::string oom_hint = "lower --batch or --patch, or train with --device cpu";
@@ -251,7 +252,7 @@ TrainResult run_train(const TrainOptions& opt) {
         out << "train: " << architecture_name(arch) << " (" << trainer.layout().parameter_count() << " parameters) on "
             << device_name(device) << ", steps " << model.steps + 1 << ".." << opt.steps << ", batch " << B
             << ", lr " << opt.lr << ", conv " << conv_algo_name(conv.algo) << ", math " << conv_math_name(conv.math)
-            << "\n";
+            << (opt.record_steps ? ", recorded steps" : "") << "\n";
         out.flush();
         Tensor inputs(Shape{B, 1, P, P}, Device::CPU), targets(Shape{B, 1, P, P}, Device::CPU);
         BatchSampler sampler(pairs.n, opt.seed);

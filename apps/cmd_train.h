@@ -42,6 +42,7 @@ struct TrainOptions {
   std::string device = "auto";
   std::string conv = "auto";    // --conv: auto | direct | fft (TrainerOptions::conv.algo; not a model setting)
   std::string math = "fp32";    // --math: fp32 | tf32 (TrainerOptions::conv.math; CUDA only; not a model setting)
+  bool record_steps = false;    // --record-steps: TrainerOptions::record_steps (CUDA graphs; same results)
   long checkpoint_every = 500;  // 0: only at the end
   bool resume = false;
   std::string loss_plot;     // PNG of the training PSNR per step ("" = none)

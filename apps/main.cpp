@@ -101,6 +101,9 @@ int main(int argc, char** argv) {
   train->add_option("--out", tr.out, "model file (safetensors; also the checkpoint)")->required();
   add_conv(train, tr.conv);
   add_math(train, tr.math);
+  train->add_flag("--record-steps", tr.record_steps,
+                  "record the training step once and replay it (on CUDA one CUDA graph launch per step instead of "
+                  "~100 kernel launches; the same results bit for bit; not yet verified on a GPU); no effect on the CPU");
   train->callback([&] { run_train(tr); });
 
   // restore

@@ -1,6 +1,7 @@
 // test_app_train.cpp: `isonet train`: checkpoint + resume reproduces an uninterrupted run (same
 // seed: same pairs, batches, dropout masks and Adam state), resuming with other settings is
-// refused, and the errors a user can act on (missing file, no subsampling factor, factor < 1,
+// refused, --record-steps trains the same model bit for bit, and the errors a user can act on
+// (missing file, no subsampling factor, factor < 1,
 // NaN input) come with their message and leave no model file behind. Small volumes and a few
 // steps: this tests the bookkeeping, not the learning (test_app_end_to_end does that).
 #include <algorithm>
@@ -106,6 +107,17 @@ TEST_CASE("train: checkpoint + resume gives the uninterrupted run") {
   TrainOptions nothing = small_training(dir, input, "absent.safetensors");
   nothing.resume = true;
   CHECK(contains(error_of([&] { run_train(nothing); }), "cannot be opened"));
+}
+
+TEST_CASE("train: --record-steps trains the same model bit for bit") {
+  test::TempDir dir;
+  const std::string input = simulated_input(dir);
+  const TrainResult plain = run_train(small_training(dir, input, "plain.safetensors"));
+  TrainOptions o = small_training(dir, input, "recorded.safetensors");
+  o.record_steps = true;
+  const TrainResult recorded = run_train(o);
+  CHECK(recorded.losses == plain.losses);
+  CHECK(recorded.model.weights == plain.model.weights);
 }
 
 TEST_CASE("train: errors a user can act on, and no model file written") {
