@@ -1,9 +1,9 @@
 // test_app_train.cpp: `isonet train`: checkpoint + resume reproduces an uninterrupted run (same
 // seed: same pairs, batches, dropout masks and Adam state), resuming with other settings is
 // refused, --record-steps trains the same model bit for bit, and the errors a user can act on
-// (missing file, no subsampling factor, factor < 1,
-// NaN input) come with their message and leave no model file behind. Small volumes and a few
-// steps: this tests the bookkeeping, not the learning (test_app_end_to_end does that).
+// (missing file, no subsampling factor, factor < 1, NaN input) come with their message and leave
+// no model file behind. Small volumes and a few steps: this tests the bookkeeping, not the
+// learning (test_app_end_to_end does that).
 #include <algorithm>
 #include <cmath>
 #include <functional>
