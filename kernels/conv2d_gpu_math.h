@@ -217,6 +217,12 @@ ISONET_HD float stage_weight_value(const ConvArgs& a, const Smem& s, int co0, in
   return tf32_round(conv_weight<FLIP>(a, a.k, oc, ci0 + ci, uv / a.k, uv % a.k));
 }
 
+// Groups of 8 taps of a chunk that hold a real tap when the chunk has nci channels (the last one
+// of a layer may have fewer than the staged kCI or ci_t): the mma steps of the forward kernel, the
+// n-tiles of the backward-weights one. Later groups would only multiply the zero channel slots
+// (IsoNet-2's first layer has 1 input channel: 7 steps of 8 taps instead of 49).
+ISONET_HD int active_tap_groups(int nci, int k) { return ceil_div(nci * k * k, 8); }
+
 // Offset in the staged input tile of tap (ci, u, v) relative to the output pixel's own position:
 // the A operand of output pixel (row, col) of the tile for that tap is in_s[row*in_w + col + offset].
 ISONET_HD int tap_offset(const Smem& s, int k, int tap) {

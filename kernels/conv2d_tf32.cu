@@ -71,7 +71,6 @@ __global__ void __launch_bounds__(kThreads, 2) conv_tf32(ConvArgs a, Grid g) {
 
   float acc[kMTiles][NT][4] = {};  // [m-tile][n-tile][C register]
 
-  const int steps = L.taps / 8;
   const int kc_end = min((bc.split + 1) * g.chunks_per_split, g.chunks);
   for (int kc = bc.split * g.chunks_per_split; kc < kc_end; ++kc) {
     const int ci0 = kc * kCI;
@@ -82,6 +81,7 @@ __global__ void __launch_bounds__(kThreads, 2) conv_tf32(ConvArgs a, Grid g) {
                          [&](int idx) { return stage_weight_value<FLIP>(a, L, co0, g.co_t, ci0, nci, idx); });
     __syncthreads();
 
+    const int steps = active_tap_groups(nci, a.k);  // <= L.taps / 8
 #pragma unroll 1
     for (int s = 0; s < steps; ++s) {
       const LaneTaps taps = lane_taps(tap_s, lane, s);
@@ -135,7 +135,7 @@ __global__ void __launch_bounds__(tf32wgrad::kThreads, 2)
     conv_wgrad_tf32(const float* x, const float* dy, float* partial, int n, int cin, int cout, int h, int w,
                     WgradGrid g) {
   namespace W = tf32wgrad;
-  constexpr int NTW = W::ntiles_per_warp(K), NTILES = W::ntiles(K);
+  constexpr int NTW = W::ntiles_per_warp(K);
   extern __shared__ float4 smem_f4[];
   const W::Smem& L = g.smem;
   float* dy_s = reinterpret_cast<float*>(smem_f4);               // [co_t][kDyStride]
@@ -145,13 +145,14 @@ __global__ void __launch_bounds__(tf32wgrad::kThreads, 2)
   const W::BlockCoords bc = W::decode_block(blockIdx.x, g.co_tiles, g.ci_tiles);
   const int co0 = bc.ct * g.co_t, ci0 = bc.it * L.ci_t;
   const int nci = min(L.ci_t, cin - ci0);
+  const int ntiles = tf32conv::active_tap_groups(nci, K);  // <= W::ntiles(K): n-tiles with a real tap
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
 
   for (int i = threadIdx.x; i < L.taps; i += W::kThreads) tap_s[i] = W::tap_offset(L, K, i);
   __syncthreads();
   int tap[NTW];  // this lane's tap offset in each of the warp's n-tiles (warp + 8i)
 #pragma unroll
-  for (int i = 0; i < NTW; ++i) tap[i] = warp + 8 * i < NTILES ? W::lane_tap(tap_s, lane, warp + 8 * i) : 0;
+  for (int i = 0; i < NTW; ++i) tap[i] = warp + 8 * i < ntiles ? W::lane_tap(tap_s, lane, warp + 8 * i) : 0;
 
   float acc[MT][NTW][4] = {};  // [m-tile][the warp's n-tile][C register]
 
@@ -173,7 +174,7 @@ __global__ void __launch_bounds__(tf32wgrad::kThreads, 2)
         for (int m = 0; m < MT; ++m) W::load_a(dy_s, m, lane, row, col0, a[m]);
 #pragma unroll
         for (int i = 0; i < NTW; ++i) {
-          if (warp + 8 * i >= NTILES) break;  // warp-uniform
+          if (warp + 8 * i >= ntiles) break;  // warp-uniform
           float b[2];
           W::load_b(x_s, L, lane, tap[i], row, col0, b);
 #pragma unroll
@@ -188,7 +189,7 @@ __global__ void __launch_bounds__(tf32wgrad::kThreads, 2)
   for (int m = 0; m < MT; ++m)
 #pragma unroll
     for (int i = 0; i < NTW; ++i) {
-      if (warp + 8 * i >= NTILES) break;
+      if (warp + 8 * i >= ntiles) break;
 #pragma unroll
       for (int r = 0; r < 4; ++r) {
         const size_t e = W::dw_index(cin, cout, K, co0, ci0, nci, m, warp + 8 * i, lane, r);

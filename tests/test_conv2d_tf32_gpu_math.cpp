@@ -115,7 +115,7 @@ std::vector<float> replay(const ConvArgs& a, const Plan& p, Bug bug = Bug::None)
             w_s[i] = conv_weight<FLIP>(a, a.k, co0 + o, ci0 + tap / kk, (tap % kk) / a.k, tap % a.k);
         }
       }
-      for (int s = 0; s < L.taps / 8; ++s)
+      for (int s = 0; s < active_tap_groups(nci, a.k); ++s)
         for (int warp = 0; warp < kWarps; ++warp)
           for (int m = 0; m < kMTiles; ++m)
             for (int nt = 0; nt < NT; ++nt) {
@@ -161,7 +161,7 @@ std::vector<float> replay_wgrad(const float* x, const float* dy, int n, int cin,
                                 const tf32wgrad::Plan& p, Bug bug = Bug::None) {
   namespace W = tf32wgrad;
   const W::Smem& L = p.smem;
-  const int MT = p.co_t / 16, NTILES = W::ntiles(k);
+  const int MT = p.co_t / 16;
   std::vector<float> partial(p.workspace_floats(), std::numeric_limits<float>::quiet_NaN());
   std::vector<float> smem(L.words);
   const long long blocks = static_cast<long long>(p.slices) * p.ci_tiles * p.co_tiles;
@@ -169,6 +169,7 @@ std::vector<float> replay_wgrad(const float* x, const float* dy, int n, int cin,
     const W::BlockCoords bc = W::decode_block(static_cast<unsigned>(b), p.co_tiles, p.ci_tiles);
     if (bug == Bug::DropLastSplit && p.slices > 1 && bc.slice == p.slices - 1) continue;
     const int co0 = bc.ct * p.co_t, ci0 = bc.it * L.ci_t, nci = std::min(L.ci_t, cin - ci0);
+    const int ntiles = active_tap_groups(nci, k);
     std::fill(smem.begin(), smem.end(), std::numeric_limits<float>::quiet_NaN());
     float* dy_s = smem.data();
     float* x_s = dy_s + L.x_offset;
@@ -198,7 +199,7 @@ std::vector<float> replay_wgrad(const float* x, const float* dy, int n, int cin,
       for (int row = 0; row < W::kTileH; ++row)
         for (int col0 = 0; col0 < W::kTileW; col0 += 8)
           for (int warp = 0; warp < W::kWarps; ++warp)
-            for (int i = 0; warp + 8 * i < NTILES; ++i)
+            for (int i = 0; warp + 8 * i < ntiles; ++i)
               for (int m = 0; m < MT; ++m) {
                 WarpRegs regs;
                 for (int lane = 0; lane < 32; ++lane) {
@@ -213,7 +214,7 @@ std::vector<float> replay_wgrad(const float* x, const float* dy, int n, int cin,
     }
     float* out = partial.data() + size_t(bc.slice) * p.dw;
     for (int warp = 0; warp < W::kWarps; ++warp)
-      for (int i = 0; warp + 8 * i < NTILES; ++i)
+      for (int i = 0; warp + 8 * i < ntiles; ++i)
         for (int m = 0; m < MT; ++m)
           for (int lane = 0; lane < 32; ++lane)
             for (int r = 0; r < 4; ++r) {
