@@ -100,7 +100,7 @@ void check_case(const ConvCase& cc, uint64_t seed) {
 
 }  // namespace
 
-TEST_CASE("cuda conv tf32: forward (bias/ReLU on and off) and backward data over the shape grid") {
+TEST_CASE("cuda conv tf32: forward (bias/ReLU on and off), backward data and weights over the shape grid") {
   if (!gpu_or_skip()) return;
   uint64_t seed = 80000;
   for (const ConvCase& cc : conv_grid({1, 3, 5, 7, 9, 13}, shape(1, 1, 1, 1, 1, 1))) check_case(cc, seed += 10);
