@@ -14,6 +14,11 @@ namespace isonet::gpu {
 void launch_conv_split_reduce(const ConvArgs& a, const float* partial, int splits, size_t out_floats,
                               cudaStream_t stream, const char* op);
 
+// One mma.sync.m16n8k8.tf32 tile through the fragment maps the TF32 kernels use (one warp):
+// a [16][8], b [8][8] (row-major, device memory) -> c [16][8] = tf32(a) * tf32(b). For the GPU test
+// that checks those maps against the hardware directly (tests/test_cuda_conv_tf32.cpp).
+void tf32_mma_probe(const float* a, const float* b, float* c, cudaStream_t stream);
+
 // Opts the TF32 kernels into the shared memory they need, once per device (needs a GPU; must run
 // before the first TF32 launch and outside CUDA graph captures: conv2d_workspace_floats does it).
 void conv_tf32_prepare_device(const char* op);

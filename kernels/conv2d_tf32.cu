@@ -55,6 +55,19 @@ __device__ __forceinline__ void mma_tf32(float (&d)[4], const float (&a)[4], con
         "r"(__float_as_uint(a[3])), "r"(__float_as_uint(b[0])), "r"(__float_as_uint(b[1])));
 }
 
+// One warp, one m16n8k8 tile through the fragment maps of conv2d_gpu_math.h: c = tf32(a) * tf32(b).
+__global__ void mma_probe_kernel(const float* a, const float* b, float* c) {
+  const int lane = threadIdx.x;
+  float af[4], bf[2], cf[4] = {};
+#pragma unroll
+  for (int r = 0; r < 4; ++r) af[r] = tf32_round(a[a_row(lane, r) * 8 + a_col(lane, r)]);
+#pragma unroll
+  for (int r = 0; r < 2; ++r) bf[r] = tf32_round(b[b_row(lane, r) * 8 + b_col(lane)]);
+  mma_tf32(cf, af, bf);
+#pragma unroll
+  for (int r = 0; r < 4; ++r) c[c_row(lane, r) * 8 + c_col(lane, r)] = cf[r];
+}
+
 template <int NT, bool FLIP>
 __global__ void __launch_bounds__(kThreads, 2) conv_tf32(ConvArgs a, Grid g) {
   extern __shared__ float4 smem_f4[];
@@ -262,6 +275,15 @@ void launch(const ConvArgs& a, const Grid& g, unsigned blocks, cudaStream_t stre
 }  // namespace
 
 void conv_tf32_prepare_device(const char* op) { opt_in_all(op); }
+
+void tf32_mma_probe(const float* a, const float* b, float* c, cudaStream_t stream) {
+  const char* op = "tf32_mma_probe (cuda)";
+  check_not_null(a, op, "a");
+  check_not_null(b, op, "b");
+  check_not_null(c, op, "c");
+  mma_probe_kernel<<<1, 32, 0, stream>>>(a, b, c);
+  CUDA_CHECK_LAUNCH(op);
+}
 
 bool conv_tf32_supported(int n, int cin, int cout, int h, int w, int k) { return plan(n, cin, cout, h, w, k).ok; }
 

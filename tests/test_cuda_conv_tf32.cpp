@@ -27,7 +27,7 @@
 #include "conv_test_cases.h"
 #include "cuda_test_util.h"
 #include "kernels/conv2d.h"
-#include "kernels/conv2d_gpu_math.h"
+#include "kernels/conv2d_gpu.h"
 #include "kernels/error.h"
 #include "test_util.h"
 
@@ -99,6 +99,25 @@ void check_case(const ConvCase& cc, uint64_t seed) {
 }
 
 }  // namespace
+
+TEST_CASE("cuda conv tf32: the mma fragment maps, one m16n8k8 tile of exact integers") {
+  if (!gpu_or_skip()) return;
+  // Small integers: TF32 holds them exactly and every sum is exact, so the product must match the
+  // host's bit for bit. A wrong fragment map (conv2d_gpu_math.h a_row ... c_col) misplaces
+  // elements here before it shows as a tolerance failure in the convolutions.
+  std::vector<float> a(16 * 8), b(8 * 8), want(16 * 8, 0.f);
+  for (int i = 0; i < 16; ++i)
+    for (int j = 0; j < 8; ++j) a[i * 8 + j] = float((i * 7 + j * 3) % 11 - 5);
+  for (int j = 0; j < 8; ++j)
+    for (int n = 0; n < 8; ++n) b[j * 8 + n] = float((j * 5 + n * 2) % 9 - 4);
+  for (int i = 0; i < 16; ++i)
+    for (int n = 0; n < 8; ++n)
+      for (int j = 0; j < 8; ++j) want[i * 8 + n] += a[i * 8 + j] * b[j * 8 + n];
+  Guarded<float> da(a), db(b), dc(want.size());
+  dc.poison_body();
+  gpu::tf32_mma_probe(da.get(), db.get(), dc.get(), nullptr);
+  check_bitwise("mma tile", want, dc.read("mma c"));
+}
 
 TEST_CASE("cuda conv tf32: forward (bias/ReLU on and off), backward data and weights over the shape grid") {
   if (!gpu_or_skip()) return;
