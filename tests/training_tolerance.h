@@ -33,9 +33,12 @@ constexpr TrainingTolerance kReorderTolerance{1e-3, 1e-4, 1e-5, 1e-3};
 // come out at ~1e-8, Adam's epsilon, and the first update already moves those weights by up to
 // ~0.6 lr. Measured on the CPU (test_nn_conv_algo.cpp, 20 IsoNet-2 steps at lr 5e-3 on the toy
 // problem, 4 x 16x20): losses up to 7e-3 dB apart (|L| ~ 19), weights rms 5.1e-4, max 4.5e-2,
-// 1.2% of them beyond 1e-3 (IsoNet-1, 5 steps: 3e-4 dB, rms 5e-6, none beyond 1e-3). The bounds
-// leave ~4x margin and are still 10x below how far training moves the weights (rms ~2.4e-2).
-constexpr TrainingTolerance kFftTolerance{1e-2, 1e-3, 2e-3, 5e-2};
+// 1.2% of them beyond 1e-3 (IsoNet-1, 5 steps: 3e-4 dB, rms 5e-6, none beyond 1e-3) with the AVX2
+// direct kernels; with the im2col + OpenBLAS direct path (a build without -march=x86-64-v3) the
+// losses drift further, up to 3.1e-2 dB (step 17), weights rms 4.7e-4, 1.3% beyond 1e-3. The
+// bounds leave ~3-4x margin over both and are still 10x below how far training moves the weights
+// (rms ~2.4e-2).
+constexpr TrainingTolerance kFftTolerance{1e-1, 1e-3, 2e-3, 5e-2};
 
 // TF32 tensor-core convs on the GPU (Conv2dMath::Tf32) vs fp32: every conv operand loses 13
 // mantissa bits (relative 2^-11 each), so every gradient carries ~1e-3 relative noise instead of
