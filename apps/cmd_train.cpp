@@ -203,6 +203,11 @@ TrainResult run_train(const TrainOptions& opt) {
   with_oom_hint([&] { pairs = make_training_pairs(data, kernel, popt); }, "train with --device cpu");
   ISONET_CHECK(pairs.n >= 1, "train: no training patch passed the foreground test in '", opt.input,
                "' (", pairs.candidates, " candidates, all background): is the volume empty or the --patch too large?");
+  // Equal percentiles: (nearly) every voxel has one value, the normalized targets are ~0 and the
+  // PSNR loss (which divides by the target's maximum) has nothing to measure.
+  ISONET_CHECK(pairs.norm.p_hi > pairs.norm.p_lo, "train: '", opt.input, "' is (nearly) constant: its percentiles p",
+               pairs.norm.low_percent, " and p", pairs.norm.high_percent, " are both ", pairs.norm.p_lo,
+               ", so there is no structure to learn");
   out << "training pairs: " << pairs.n << " patches of " << opt.patch << "x" << opt.patch << " (" << pairs.requested
       << " requested, " << pairs.rejected_background << " background candidates rejected), normalization p"
       << pairs.norm.low_percent << " = " << pairs.norm.p_lo << ", p" << pairs.norm.high_percent << " = "

@@ -164,6 +164,16 @@ TEST_CASE("train: errors a user can act on, and no model file written") {
   CHECK(contains(math_msg, "'bogus'"));
   CHECK(contains(math_msg, "fp32, tf32"));
 
+  Volume flat(6, 24, 24, 5.f);  // constant: normalizes to nothing, the loss is undefined
+  flat.voxel = v.voxel;
+  write_tiff(dir.file("flat.tif"), flat);
+  TrainOptions constant = o;
+  constant.input = dir.file("flat.tif");
+  constant.subsample = 2;
+  const std::string flat_msg = error_of([&] { run_train(constant); });
+  CHECK(contains(flat_msg, "constant"));
+  CHECK(contains(flat_msg, "no structure to learn"));
+
   TrainOptions big_patch = o;
   big_patch.subsample = 2;
   big_patch.patch = 32;
@@ -171,7 +181,7 @@ TEST_CASE("train: errors a user can act on, and no model file written") {
 
   auto names = dir.entries();
   std::sort(names.begin(), names.end());
-  CHECK(names == std::vector<std::string>{"inf.tif", "plain.tif"});
+  CHECK(names == std::vector<std::string>{"flat.tif", "inf.tif", "plain.tif"});
 }
 
 TEST_CASE("loss plot: the curve is drawn inside the frame") {
