@@ -423,7 +423,8 @@ WgradPlan plan_wgrad(const Conv2dShape& s) {
 // dW partials of backward weights: the TF32 kernel's (Conv2dMath::Tf32, where it has one) or the
 // fp32 tiled kernel's (0: the direct fallback writes dW itself). The dbias partials follow them.
 bool wgrad_uses_tf32(const Conv2dShape& s) {
-  return s.math == Conv2dMath::Tf32 && conv_wgrad_tf32_partials(s.n, s.c_in, s.c_out, s.h, s.w, s.k) > 0;
+  return s.math == Conv2dMath::Tf32 && tf32_device_supported() &&
+         conv_wgrad_tf32_partials(s.n, s.c_in, s.c_out, s.h, s.w, s.k) > 0;
 }
 
 int wgrad_partials(const WgradPlan& p, const Conv2dShape& s) {
@@ -665,7 +666,7 @@ size_t conv2d_workspace_floats(const Conv2dShape& s) {
   // Tf32: forward and backward data on tensor cores (conv2d_tf32.cu), with their own split-K
   // (backward weights' partials are in wgrad_workspace_floats). Sizing is where a network prepares
   // its ops, before any launch or graph capture: the TF32 kernels get their shared memory here.
-  if (s.math == Conv2dMath::Tf32) {
+  if (s.math == Conv2dMath::Tf32 && tf32_device_supported()) {
     direct = std::max({direct, conv_tf32_workspace_floats(s.n, s.c_in, s.c_out, s.h, s.w, s.k),
                        conv_tf32_workspace_floats(s.n, s.c_out, s.c_in, s.h, s.w, s.k)});
     if (cuda_available()) conv_tf32_prepare_device("conv2d_workspace_floats (cuda)");
@@ -686,7 +687,8 @@ static bool use_fft(const Conv2dShape& s) { return s.algo == Conv2dAlgo::Fft; }
 template <bool FLIP>
 static bool run_tf32_if_asked(const Conv2dShape& s, const ConvArgs& a, float* workspace, cudaStream_t stream,
                               const char* op) {
-  if (s.math != Conv2dMath::Tf32 || !conv_tf32_supported(a.n, a.cin, a.cout, a.h, a.w, a.k)) return false;
+  if (s.math != Conv2dMath::Tf32 || !tf32_device_supported() || !conv_tf32_supported(a.n, a.cin, a.cout, a.h, a.w, a.k))
+    return false;
   run_conv_tf32<FLIP>(a, workspace, stream, op);
   return true;
 }

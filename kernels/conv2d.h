@@ -25,7 +25,8 @@ enum class Conv2dAlgo { Auto, Direct, Fft };
 //         staged, the products are summed in fp32. Relative error ~1e-3 of sum |terms| instead of
 //         ~1e-7. Forward and backward data for k <= 13, backward weights for k <= 9; other sizes
 //         and dbias stay fp32. With Conv2dAlgo::Fft, forward and backward data are the (fp32)
-//         FFT path and backward weights, always a direct kernel, follows the math.
+//         FFT path and backward weights, always a direct kernel, follows the math. GPUs before
+//         compute capability 8.0 (no TF32 tensor cores) run fp32 (logged once per device).
 // The CPU ignores it and always computes in fp32 (as PyTorch's CPU convolutions do).
 enum class Conv2dMath { Fp32, Tf32 };
 

@@ -19,6 +19,11 @@ void launch_conv_split_reduce(const ConvArgs& a, const float* partial, int split
 // that checks those maps against the hardware directly (tests/test_cuda_conv_tf32.cpp).
 void tf32_mma_probe(const float* a, const float* b, float* c, cudaStream_t stream);
 
+// True when the current GPU has TF32 tensor cores (compute capability 8.0+; logs once per device
+// when not), and without a GPU (memory planning prices a device that has them). Conv2dMath::Tf32
+// runs the fp32 kernels where this is false.
+bool tf32_device_supported();
+
 // Opts the TF32 kernels into the shared memory they need, once per device (needs a GPU; must run
 // before the first TF32 launch and outside CUDA graph captures: conv2d_workspace_floats does it).
 void conv_tf32_prepare_device(const char* op);

@@ -54,10 +54,14 @@ namespace tf32conv {
 // PTX cvt.rna.tf32.f32; the result is an fp32 value whose low 13 mantissa bits are zero.
 // Inf and NaN pass through; a value within half a TF32 ulp of FLT_MAX rounds to Inf, as on the GPU.
 ISONET_HD float tf32_round(float x) {
-#ifdef __CUDA_ARCH__
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   uint32_t r;
   asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
   return __uint_as_float(r & 0xffffe000u);
+#elif defined(__CUDA_ARCH__)  // before sm_80 (no cvt to tf32): the same rounding by hand
+  uint32_t b = __float_as_uint(x);
+  if ((b & 0x7f800000u) != 0x7f800000u) b = (b + 0x1000u) & 0xffffe000u;
+  return __uint_as_float(b);
 #else
   uint32_t b;
   std::memcpy(&b, &x, sizeof b);

@@ -23,12 +23,16 @@
 // conv2d_gpu_math.h, shared with tests/test_conv2d_tf32_gpu_math.cpp, which replays this kernel on
 // the host lane by lane with the mma emulated from its PTX definition.
 #include <climits>
+#include <map>
 #include <mutex>
 #include <set>
+#include <string>
 
 #include "kernels/conv2d_gpu.h"
 #include "kernels/cuda_launch.h"
+#include "kernels/device.h"
 #include "kernels/error.h"
+#include "kernels/log.h"
 #include "kernels/op_checks.h"
 
 namespace isonet::gpu {
@@ -45,14 +49,20 @@ struct Grid {
   size_t out_floats;  // n * cout * h * w
 };
 
-// d += a * b for one m16n8k8 tile; a: 4 TF32 words, b: 2, d: 4 fp32 accumulators.
+// d += a * b for one m16n8k8 tile; a: 4 TF32 words, b: 2, d: 4 fp32 accumulators. TF32 mma needs
+// sm_80; code built for an older architecture (a -DCMAKE_CUDA_ARCHITECTURES=75 build) compiles
+// but never runs this (tf32_device_supported() keeps such GPUs on the fp32 kernels).
 __device__ __forceinline__ void mma_tf32(float (&d)[4], const float (&a)[4], const float (&b)[2]) {
+#if __CUDA_ARCH__ < 800
+  __trap();
+#else
   asm(
       "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
       "{%0,%1,%2,%3};\n"
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
       : "r"(__float_as_uint(a[0])), "r"(__float_as_uint(a[1])), "r"(__float_as_uint(a[2])),
         "r"(__float_as_uint(a[3])), "r"(__float_as_uint(b[0])), "r"(__float_as_uint(b[1])));
+#endif
 }
 
 // One warp, one m16n8k8 tile through the fragment maps of conv2d_gpu_math.h: c = tf32(a) * tf32(b).
@@ -275,6 +285,27 @@ void launch(const ConvArgs& a, const Grid& g, unsigned blocks, cudaStream_t stre
 }  // namespace
 
 void conv_tf32_prepare_device(const char* op) { opt_in_all(op); }
+
+bool tf32_device_supported() {
+  if (!cuda_available()) return true;  // planning without a GPU: the plan of a device that has them
+  const char* op = "tf32_device_supported (cuda)";
+  static std::mutex mutex;
+  static std::map<int, bool> supported;  // device -> compute capability >= 8.0
+  int device = 0;
+  CUDA_CHECK(op, cudaGetDevice(&device));
+  std::lock_guard<std::mutex> lock(mutex);
+  const auto it = supported.find(device);
+  if (it != supported.end()) return it->second;
+  int major = 0, minor = 0;
+  CUDA_CHECK(op, cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+  CUDA_CHECK(op, cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
+  const bool ok = major >= 8;
+  if (!ok)
+    log_info("TF32 convolutions need a GPU of compute capability 8.0 or newer (device " + std::to_string(device) +
+             " is " + std::to_string(major) + "." + std::to_string(minor) + "): they run in fp32 there");
+  supported.emplace(device, ok);
+  return ok;
+}
 
 void tf32_mma_probe(const float* a, const float* b, float* c, cudaStream_t stream) {
   const char* op = "tf32_mma_probe (cuda)";
