@@ -7,10 +7,10 @@
 
 namespace isonet {
 
-Trainer::Trainer(const Model& model, Device device, TrainerOptions options)
+Trainer::Trainer(const Model& model, Device device, const TrainerOptions& options)
     : Trainer(model, make_backend(device), options) {}
 
-Trainer::Trainer(const Model& model, std::unique_ptr<Backend> backend, TrainerOptions options)
+Trainer::Trainer(const Model& model, std::unique_ptr<Backend> backend, const TrainerOptions& options)
     : backend_(std::move(backend)), network_(make_network(model.architecture, options.conv)), options_(options) {
   ISONET_CHECK(backend_ != nullptr, "trainer: no backend");
   const ParamLayout& layout = network_->layout();

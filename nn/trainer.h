@@ -38,10 +38,10 @@ struct TrainerOptions {
 class Trainer {
  public:
   // Copies the model's weights (and Adam state and step count, when present) onto `device`.
-  Trainer(const Model& model, Device device, TrainerOptions options = {});
+  Trainer(const Model& model, Device device, const TrainerOptions& options = {});
   // The same on a backend the caller made (an embedding application's, or a test's instrumented
   // one); the trainer owns it from here on.
-  Trainer(const Model& model, std::unique_ptr<Backend> backend, TrainerOptions options = {});
+  Trainer(const Model& model, std::unique_ptr<Backend> backend, const TrainerOptions& options = {});
   ~Trainer();
   Trainer(const Trainer&) = delete;
   Trainer& operator=(const Trainer&) = delete;

@@ -124,7 +124,9 @@ TEST_CASE("phantoms: nuclei are deterministic, labelled, convex blobs filling ab
   CHECK(a.num_labels == 98);
   auto comps = components_per_label(a.labels, 48, 53, 59);
   CHECK(int(comps.size()) == a.num_labels);  // every nucleus has voxels (centres lie inside)
-  for (const auto& [label, n] : comps) {
+  for (const auto& entry : comps) {  // no structured binding: clang 14 cannot capture one in INFO
+    const auto label = entry.first;
+    const auto n = entry.second;
     INFO("label " << label);
     CHECK(label >= 1);
     CHECK(label <= a.num_labels);
@@ -188,7 +190,9 @@ TEST_CASE("phantoms: membranes lie on the boundaries of convex Voronoi cells") {
   // faces) can be disconnected face-wise but stay connected through edges and corners.
   auto comps = components_per_label(m.labels, nz, ny, nx, 26);
   CHECK(int(comps.size()) == m.num_labels);
-  for (const auto& [label, n] : comps) {
+  for (const auto& entry : comps) {
+    const auto label = entry.first;
+    const auto n = entry.second;
     INFO("cell " << label);
     CHECK(n == 1);
   }
