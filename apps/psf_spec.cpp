@@ -315,7 +315,12 @@ Volume build_psf(const PsfSpec& spec, const VoxelSize& voxel, const PsfBuildCont
       opt.source_dy_um = src.y;
       opt.source_dx_um = src.x;
       bead.voxel = src;
-      return measured_psf(bead, grid, opt);
+      MeasuredPsfInfo found;
+      Volume psf = measured_psf(bead, grid, opt, &found);
+      log << "PSF '" << spec.path << "': background " << found.background
+          << " subtracted (median of the border voxels; border noise " << found.noise << "), bead peak "
+          << found.peak << " at (z,y,x)=(" << found.peak_z << "," << found.peak_y << "," << found.peak_x << ")\n";
+      return psf;
     }
   }
   fail("unreachable PSF kind");

@@ -284,7 +284,8 @@ double trilinear(const Volume& v, double z, double y, double x) {
 
 }  // namespace
 
-Volume measured_psf(const Volume& bead_in, const PsfGrid& grid, const MeasuredPsfOptions& opt) {
+Volume measured_psf(const Volume& bead_in, const PsfGrid& grid, const MeasuredPsfOptions& opt,
+                    MeasuredPsfInfo* info) {
   const char* what = "measured_psf";
   check_psf_grid(grid, what);
   ISONET_CHECK(bead_in.nz >= 1 && bead_in.ny >= 1 && bead_in.nx >= 1 &&
@@ -327,6 +328,7 @@ Volume measured_psf(const Volume& bead_in, const PsfGrid& grid, const MeasuredPs
                "the background ", background, " is ", peak, ", not above 5x the border noise level ", noise);
   ISONET_CHECK(!on_border(bead, pz, py, px), what, ": the bead's peak lies on the volume's border at (z,y,x)=(",
                pz, ",", py, ",", px, "): the bead is cut off; crop around a bead that is fully inside");
+  if (info) *info = MeasuredPsfInfo{background, noise, peak, pz, py, px};
 
   // Centre in source voxel coordinates.
   double cz = pz, cy = py, cx = px;

@@ -90,6 +90,14 @@ struct MeasuredPsfOptions {
   double source_dz_um = 0, source_dy_um = 0, source_dx_um = 0;
 };
 
+// What measured_psf found in the bead volume (for the log).
+struct MeasuredPsfInfo {
+  double background = 0;   // subtracted from every voxel (0 with PsfBackground::None)
+  double noise = 0;        // noise level of the border: 1.4826 x its median absolute deviation
+  double peak = 0;         // brightest 3x3x3-smoothed value above the background
+  int peak_z = 0, peak_y = 0, peak_x = 0;  // where, in bead voxels
+};
+
 // Turns a bead volume (any size, voxel size taken from bead.voxel unless overridden) into a PSF
 // on `grid`: subtract the background, clip at 0, find the peak, resample the physical grid
 // trilinearly around it (averaging sub-samples across the target voxel when the target voxel
@@ -97,7 +105,9 @@ struct MeasuredPsfOptions {
 // bead volume), clip at 0 and normalize to sum 1. Errors: NaN/Inf, empty or negative-only data
 // (no peak above the background), a peak on the outer voxel layer (bead cut by the volume),
 // even or zero grid sizes.
-Volume measured_psf(const Volume& bead, const PsfGrid& grid, const MeasuredPsfOptions& opt = {});
+// info (optional) receives what was found.
+Volume measured_psf(const Volume& bead, const PsfGrid& grid, const MeasuredPsfOptions& opt = {},
+                    MeasuredPsfInfo* info = nullptr);
 
 // read_tiff(path) followed by measured_psf (errors name the file).
 Volume load_measured_psf(const std::string& path, const PsfGrid& grid, const MeasuredPsfOptions& opt = {});

@@ -236,8 +236,16 @@ TEST_CASE("measured PSF: background removed, centred, resampled to the target vo
   const PsfGrid g = grid(21, 21, 21, 0.1, 0.05);  // finer than the bead's voxels: upsampling
   MeasuredPsfOptions opt;
   opt.centering = PsfCentering::Centroid;
-  const Volume psf = measured_psf(bead, g, opt);
+  MeasuredPsfInfo found;
+  const Volume psf = measured_psf(bead, g, opt, &found);
   check_normalized(psf);
+  // The bead sits on a background of 100 (noise-free here) with its peak near (14, 23, 17).
+  CHECK(found.background == doctest::Approx(100.0).epsilon(1e-6));
+  CHECK(found.noise == doctest::Approx(0.0));
+  CHECK(found.peak > 1000);
+  CHECK(found.peak_z == 14);
+  CHECK(found.peak_y == 23);
+  CHECK(found.peak_x == 17);
   // Centroid within 0.1 target voxel of the centre: trilinear interpolation of a Gaussian
   // sampled at 0.2/0.1 um is slightly asymmetric around a sub-voxel centre.
   double s = 0, mz = 0, my = 0, mx = 0;
