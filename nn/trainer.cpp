@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "kernels/error.h"
+#include "kernels/log.h"
 
 namespace isonet {
 
@@ -86,8 +87,7 @@ void Trainer::forward_backward(const Tensor& inputs, const Tensor& targets) {
   loss_and_gradients(DropoutKey{model_.dropout, options_.dropout_seed, uint64_t(step_ + 1)});
 }
 
-void Trainer::train_step_recorded(const Tensor& inputs, const Tensor& targets) {
-  stage_batch(inputs, targets);
+bool Trainer::replay_recorded_step() {
   if (!step_args_.get()) step_args_ = DeviceBuffer(*backend_, sizeof(StepArgs));
   auto* args = static_cast<StepArgs*>(step_args_.get());  // backend memory: addresses only
   // What the unrecorded step passes as arguments: the masks of step_ + 1, Adam's t + 1. Uploaded
@@ -98,15 +98,22 @@ void Trainer::train_step_recorded(const Tensor& inputs, const Tensor& targets) {
   const RecordedLayout layout{network_->layouts(), io_layouts_, backend_->workspace_allocations()};
   if (!recorded_step_ || !(layout == recorded_layout_)) {
     recorded_step_.reset();
-    recorded_step_ = backend_->record([this, args] {
-      loss_and_gradients(DropoutKey{model_.dropout, options_.dropout_seed, 0, &args->dropout_offset});
-      params_->adam_step(options_.adam, &args->adam);
-    });
+    try {
+      recorded_step_ = backend_->record([this, args] {
+        loss_and_gradients(DropoutKey{model_.dropout, options_.dropout_seed, 0, &args->dropout_offset});
+        params_->adam_step(options_.adam, &args->adam);
+      });
+    } catch (const Error& e) {
+      log_info(std::string("trainer: recording the training step failed (") + e.what() +
+               "); training without recorded steps");
+      options_.record_steps = false;
+      return false;
+    }
     recorded_layout_ = layout;
   }
   recorded_step_->replay();
-  ++step_;
-  ++adam_t_;
+  ++replays_;
+  return true;
 }
 
 float Trainer::compute_gradients(const Tensor& inputs, const Tensor& targets) {
@@ -115,10 +122,14 @@ float Trainer::compute_gradients(const Tensor& inputs, const Tensor& targets) {
 }
 
 void Trainer::train_step_async(const Tensor& inputs, const Tensor& targets) {
-  if (options_.record_steps) return train_step_recorded(inputs, targets);
-  forward_backward(inputs, targets);
+  stage_batch(inputs, targets);
+  if (!(options_.record_steps && replay_recorded_step())) {
+    // The dropout masks of the step that is about to be taken (Adam's t, 1-based).
+    loss_and_gradients(DropoutKey{model_.dropout, options_.dropout_seed, uint64_t(step_ + 1)});
+    params_->adam_step(options_.adam, adam_t_ + 1);
+  }
   ++step_;
-  params_->adam_step(options_.adam, ++adam_t_);
+  ++adam_t_;
 }
 
 float Trainer::train_step(const Tensor& inputs, const Tensor& targets) {

@@ -30,7 +30,8 @@ struct TrainerOptions {
   // step and Adam's scalars, is uploaded to device memory first); on the CPU the same step logic
   // runs without a graph. Results are bit-identical to unrecorded steps. While a step is being
   // recorded (the first step of each size) no other thread may use CUDA's legacy default stream
-  // (backend_cuda.cpp). Off by default until a GPU run has verified it
+  // (backend_cuda.cpp). When recording fails (the backend refuses the capture), the trainer says so
+  // in one log line and trains without it. Off by default until a GPU run has verified it
   // (tests/test_cuda_model_parity.cpp).
   bool record_steps = false;
 };
@@ -54,6 +55,8 @@ class Trainer {
   // Adam's t (restarts at 0 when the model came without its Adam state).
   long adam_step() const { return adam_t_; }
   const TrainerOptions& options() const { return options_; }
+  // Training steps that ran from a recording (record_steps); 0 when it is off or failed.
+  long recorded_steps() const { return replays_; }
 
   // One training step on inputs, targets [n,1,h,w]; returns the batch-mean PSNR loss of the
   // forward (downloading that float is the step's one host synchronization).
@@ -90,9 +93,10 @@ class Trainer {
   // Forward with dropout `key`, the PSNR loss and the backward on the staged batch.
   void loss_and_gradients(const DropoutKey& key);
   void forward_backward(const Tensor& inputs, const Tensor& targets);
-  // record_steps: a training step whose ops read the step's dropout offset and Adam scalars from
-  // step_args_, uploaded before each replay.
-  void train_step_recorded(const Tensor& inputs, const Tensor& targets);
+  // record_steps: the step on the staged batch from the recording (made when the buffers are
+  // new), its ops reading the step's dropout offset and Adam scalars from step_args_, uploaded
+  // first. False (and record_steps off from then on) when the backend could not record.
+  bool replay_recorded_step();
 
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<Network> network_;
@@ -126,6 +130,7 @@ class Trainer {
   DeviceBuffer step_args_;  // one StepArgs
   std::unique_ptr<RecordedWork> recorded_step_;
   RecordedLayout recorded_layout_{};
+  long replays_ = 0;
 };
 
 }  // namespace isonet

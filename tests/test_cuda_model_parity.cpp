@@ -155,6 +155,7 @@ TEST_CASE("cuda parity: recorded steps (CUDA graphs) equal unrecorded ones bit f
       CHECK(la == lb);
     }
     CHECK(device_bytes_in_use(Device::CUDA) == bytes_after_first);  // replays allocate nothing
+    CHECK(b.recorded_steps() == 20);  // really from CUDA graphs (a failed capture falls back)
     CHECK(a.weights() == b.weights());
     Tensor x, t, big, unused;
     test::toy_pair(2, 48, 40, 900, x, t);

@@ -2,16 +2,20 @@
 // graph per batch and patch size, nn/trainer.h) on the CPU, where Backend::record re-runs the same
 // step logic: the per-step values (dropout step, Adam scalars) come from backend memory uploaded
 // before each replay, so this checks that logic without a GPU: recorded steps equal unrecorded
-// ones bit for bit, across batch-size changes, interleaved inference and a resumed model. The ops
+// ones bit for bit, across batch-size changes, interleaved inference and a resumed model, and a
+// backend that cannot record falls back to unrecorded steps. The ops
 // that read those values from memory (dropout step_offset, adam_update_scalars) are checked here
 // on the CPU and in test_cuda_ops_parity.cpp on the GPU; the CUDA graph itself in
 // test_cuda_model_parity.cpp.
+#include <functional>
+#include <memory>
 #include <vector>
 
 #include "kernels/adam.h"
 #include "kernels/dropout.h"
 #include "kernels/error.h"
 #include "nn/model.h"
+#include "forwarding_backend.h"
 #include "nn/trainer.h"
 #include "nn_toy_data.h"
 #include "test_util.h"
@@ -73,6 +77,8 @@ TEST_CASE("recorded training steps equal unrecorded ones bit for bit (CPU)") {
   CHECK(a.weights() == b.weights());
   CHECK(a.steps() == b.steps());
   CHECK(a.adam_step() == b.adam_step());
+  CHECK(a.recorded_steps() == 0);
+  CHECK(b.recorded_steps() == b.steps());  // every step ran from a recording
 
   // A model resumed from a recorded trainer continues identically (step counts carry the masks).
   Trainer a2(a.export_model(), Device::CPU, plain), b2(b.export_model(), Device::CPU, recorded);
@@ -80,4 +86,29 @@ TEST_CASE("recorded training steps equal unrecorded ones bit for bit (CPU)") {
   test::toy_pair(3, 16, 20, 600, x, t);
   CHECK(a2.train_step(x, t) == b2.train_step(x, t));
   CHECK(a2.weights() == b2.weights());
+}
+
+namespace {
+// The CPU backend, except that it cannot record (as a GPU whose driver refused a capture).
+class RecordRefusingBackend final : public test::ForwardingBackend {
+ public:
+  std::unique_ptr<RecordedWork> record(std::function<void()>) override { fail("no recording on this backend"); }
+};
+}  // namespace
+
+TEST_CASE("recorded steps fall back to unrecorded ones when the backend cannot record") {
+  const Model m = Model::create(Architecture::IsoNet2, 37, 0.2f);
+  TrainerOptions plain;
+  plain.dropout_seed = 5;
+  TrainerOptions recorded = plain;
+  recorded.record_steps = true;
+  Trainer a(m, Device::CPU, plain), b(m, std::make_unique<RecordRefusingBackend>(), recorded);
+  for (int s = 0; s < 3; ++s) {
+    Tensor x, t;
+    test::toy_pair(2, 16, 16, 700 + s, x, t);
+    CHECK(a.train_step(x, t) == b.train_step(x, t));
+  }
+  CHECK(a.weights() == b.weights());
+  CHECK(b.recorded_steps() == 0);
+  CHECK_FALSE(b.options().record_steps);  // given up after the first refusal (logged once)
 }
