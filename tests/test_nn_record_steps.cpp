@@ -3,10 +3,9 @@
 // step logic: the per-step values (dropout step, Adam scalars) come from backend memory uploaded
 // before each replay, so this checks that logic without a GPU: recorded steps equal unrecorded
 // ones bit for bit, across batch-size changes, interleaved inference and a resumed model, and a
-// backend that cannot record falls back to unrecorded steps. The ops
-// that read those values from memory (dropout step_offset, adam_update_scalars) are checked here
-// on the CPU and in test_cuda_ops_parity.cpp on the GPU; the CUDA graph itself in
-// test_cuda_model_parity.cpp.
+// backend that cannot record falls back to unrecorded steps. The ops that read those values from
+// memory (dropout step_offset, adam_update_scalars) are checked here on the CPU and in
+// test_cuda_ops_parity.cpp on the GPU; the CUDA graph itself in test_cuda_model_parity.cpp.
 #include <functional>
 #include <memory>
 #include <vector>
