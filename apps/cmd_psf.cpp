@@ -69,10 +69,10 @@ PsfCommandResult run_psf(const PsfCommandOptions& opt) {
   r.isotropic = k.isotropic;
   r.split = k.split;
 
-  write_tiff(opt.out_prefix + "_psf.tif", r.psf);
-  write_tiff(opt.out_prefix + "_rot.tif", r.rotated);
-  write_tiff(opt.out_prefix + "_iso.tif", r.isotropic);
-  write_tiff(opt.out_prefix + "_split.tif", r.split);
+  write_all_or_nothing({{opt.out_prefix + "_psf.tif", [&](const std::string& p) { write_tiff(p, r.psf); }},
+                        {opt.out_prefix + "_rot.tif", [&](const std::string& p) { write_tiff(p, r.rotated); }},
+                        {opt.out_prefix + "_iso.tif", [&](const std::string& p) { write_tiff(p, r.isotropic); }},
+                        {opt.out_prefix + "_split.tif", [&](const std::string& p) { write_tiff(p, r.split); }}});
   out << "psf: wrote " << opt.out_prefix << "_{psf,rot,iso,split}.tif (kernels: rows = z; h_rot " << r.rotated.shape_str()
       << ", h_iso " << r.isotropic.shape_str() << ", h_split " << r.split.shape_str() << ")\n";
   return r;

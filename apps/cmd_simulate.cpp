@@ -124,9 +124,9 @@ SimulateResult run_simulate(const SimulateOptions& opt) {
   r.psf_path = opt.out_prefix + "_psf.tif";
   r.gt_path = opt.out_prefix + "_gt.tif";
   r.acquisition_path = opt.out_prefix + "_aniso.tif";
-  write_tiff(r.psf_path, r.psf);
-  write_tiff(r.gt_path, r.ground_truth);
-  write_tiff(r.acquisition_path, r.acquisition);
+  write_all_or_nothing({{r.psf_path, [&](const std::string& p) { write_tiff(p, r.psf); }},
+                        {r.gt_path, [&](const std::string& p) { write_tiff(p, r.ground_truth); }},
+                        {r.acquisition_path, [&](const std::string& p) { write_tiff(p, r.acquisition); }}});
   out << "simulate: wrote " << r.acquisition_path << ", " << r.gt_path << ", " << r.psf_path << "\n";
   return r;
 }

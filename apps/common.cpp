@@ -87,6 +87,32 @@ void note_cpu_conv_math(std::ostream& log, const char* cmd, Conv2dMath math, Dev
     log << cmd << ": --math tf32 applies to CUDA only; the CPU computes the convolutions in fp32\n";
 }
 
+void write_all_or_nothing(const std::vector<OutputFile>& outputs) {
+  std::vector<std::string> temporaries;
+  auto remove_temporaries = [&] {
+    for (const std::string& t : temporaries) std::remove(t.c_str());
+  };
+  try {
+    for (const OutputFile& o : outputs) {
+      temporaries.push_back(o.path + ".isonet-partial");
+      o.write(temporaries.back());
+    }
+  } catch (const Error& e) {
+    remove_temporaries();
+    fail(e.what(), " (so none of the ", outputs.size(), " output files was written)");
+  } catch (...) {
+    remove_temporaries();
+    throw;
+  }
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    if (std::rename(temporaries[i].c_str(), outputs[i].path.c_str()) != 0) {
+      const std::string reason = std::strerror(errno);
+      remove_temporaries();
+      fail("writing '", outputs[i].path, "': renaming its temporary file failed (", reason, ")");
+    }
+  }
+}
+
 std::string describe_voxel(const VoxelSize& v) {
   std::ostringstream os;
   os << "z " << v.z << " x y " << v.y << " x x " << v.x << " " << v.unit;

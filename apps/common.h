@@ -40,6 +40,17 @@ void with_oom_hint(const std::function<void()>& body, const std::string& hint);
 // only; the CPU computes the convolutions in fp32" to `log`. Nothing for fp32 or on CUDA.
 void note_cpu_conv_math(std::ostream& log, const char* cmd, Conv2dMath math, Device device);
 
+// Writes the output files of one command all or nothing: each `write(path)` first writes to a
+// temporary file beside its target; only when every write succeeded are the temporaries renamed
+// onto the targets. When a write fails (disk full, no permission) the temporaries are removed, no
+// target is created or changed, and the error is rethrown. (Only a failing rename after that, on
+// the same directory, could leave the set partly replaced.)
+struct OutputFile {
+  std::string path;
+  std::function<void(const std::string& path)> write;
+};
+void write_all_or_nothing(const std::vector<OutputFile>& outputs);
+
 // "(Z,Y,X) voxel z x y x x unit" for logs.
 std::string describe_voxel(const VoxelSize& v);
 

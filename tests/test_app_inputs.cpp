@@ -1,9 +1,15 @@
 // test_app_inputs.cpp: the parsing and checking of what users give the `isonet` commands: PSF
 // specs (good and bad), PSFs built on voxel grids (units, measured beads with and without voxel
 // metadata), the subsampling factor from TIFF metadata (printed exactly) and its errors, number
-// lists, noise specs.
+// lists, noise specs; and the all-or-nothing writing of a command's output files.
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <iterator>
 #include <sstream>
+#include <string>
+#include <vector>
 
 #include "apps/cmd_simulate.h"
 #include "apps/common.h"
@@ -228,4 +234,37 @@ TEST_CASE("number lists and noise specs") {
   CHECK_FALSE(parse_noise_spec("none").enabled);
   CHECK(contains(error_of([] { parse_noise_spec("gauss:3"); }), "expected none | poisson:PHOTONS"));
   CHECK(contains(error_of([] { parse_noise_spec("poisson:-1"); }), "PHOTONS must be > 0"));
+}
+
+TEST_CASE("output sets are written all or nothing") {
+  test::TempDir dir;
+  auto text_file = [](const std::string& content) {
+    return [content](const std::string& p) {
+      std::FILE* f = std::fopen(p.c_str(), "w");
+      REQUIRE(f != nullptr);
+      std::fputs(content.c_str(), f);
+      std::fclose(f);
+    };
+  };
+  auto read = [](const std::string& p) {
+    std::ifstream in(p);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  text_file("old")(dir.file("a.txt"));  // an earlier run's output
+  // The third write fails (as on a full disk): no target is created or changed, nothing is left.
+  const std::string msg = error_of([&] {
+    write_all_or_nothing({{dir.file("a.txt"), text_file("new a")},
+                          {dir.file("b.txt"), text_file("new b")},
+                          {dir.file("c.txt"), [](const std::string&) { fail("disk full"); }}});
+  });
+  CHECK(contains(msg, "disk full"));
+  CHECK(dir.entries() == std::vector<std::string>{"a.txt"});
+  CHECK(read(dir.file("a.txt")) == "old");
+  // All succeed: every target replaced, no temporaries left.
+  write_all_or_nothing({{dir.file("a.txt"), text_file("new a")}, {dir.file("b.txt"), text_file("new b")}});
+  auto names = dir.entries();
+  std::sort(names.begin(), names.end());
+  CHECK(names == std::vector<std::string>{"a.txt", "b.txt"});
+  CHECK(read(dir.file("a.txt")) == "new a");
+  CHECK(read(dir.file("b.txt")) == "new b");
 }
