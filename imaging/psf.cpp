@@ -319,9 +319,16 @@ Volume measured_psf(const Volume& bead_in, const PsfGrid& grid, const MeasuredPs
   Volume bead = bead_in;
   for (float& f : bead.data) f = std::max(0.f, float(f - background));
 
-  // Peak of the smoothed data; it must stand clear of the noise and inside the volume.
+  // Peak of the smoothed data; it must stand clear of the noise and inside the volume. Voxels whose
+  // smoothed value ties with the maximum (to float rounding) are told apart by their own value:
+  // a PSF as sharp as one voxel smooths to 27 equal values, and the first in memory order would
+  // shift the PSF by a voxel along every axis.
   const Volume smooth = box_smooth(bead);
-  const size_t ipk = size_t(std::max_element(smooth.data.begin(), smooth.data.end()) - smooth.data.begin());
+  const float smax = *std::max_element(smooth.data.begin(), smooth.data.end());
+  size_t ipk = 0;
+  bool found = false;
+  for (size_t i = 0; i < smooth.data.size(); ++i)
+    if (smooth.data[i] >= smax * (1 - 1e-5f) && (!found || bead.data[i] > bead.data[ipk])) ipk = i, found = true;
   const double peak = smooth.data[ipk];
   const int pz = int(ipk / bead.plane()), py = int((ipk / bead.nx) % bead.ny), px = int(ipk % bead.nx);
   ISONET_CHECK(peak > 0 && peak > 5 * noise, what, ": no bead found: the brightest (3x3x3-smoothed) signal above "

@@ -280,6 +280,26 @@ TEST_CASE("measured PSF: background removed, centred, resampled to the target vo
   CHECK(coarse.at(4, 4, 4) == *std::max_element(coarse.data.begin(), coarse.data.end()));
 }
 
+TEST_CASE("measured PSF: a bead as sharp as one voxel stays centred") {
+  // A delta (plus a weaker neighbour) on a background: 3x3x3 smoothing gives many voxels the same
+  // value; the peak must still be the brightest voxel, not the first of the tie in memory order
+  // (which moved the PSF by one voxel along every axis).
+  Volume bead(21, 23, 25, 10.f);
+  bead.voxel.z = 0.2, bead.voxel.y = 0.1, bead.voxel.x = 0.1;
+  bead.at(10, 11, 12) = 1010.f;
+  MeasuredPsfInfo found;
+  const Volume psf = measured_psf(bead, grid(9, 9, 9, 0.2, 0.1), {}, &found);
+  CHECK(found.peak_z == 10);
+  CHECK(found.peak_y == 11);
+  CHECK(found.peak_x == 12);
+  CHECK(psf.at(4, 4, 4) == doctest::Approx(1.0));  // all of it at the centre voxel
+  bead.at(10, 10, 12) = 510.f;  // a neighbour half as bright: still centred on the brightest
+  const Volume psf2 = measured_psf(bead, grid(9, 9, 9, 0.2, 0.1), {}, &found);
+  CHECK(found.peak_y == 11);
+  CHECK(psf2.at(4, 4, 4) == doctest::Approx(2.0 / 3));
+  CHECK(psf2.at(4, 3, 4) == doctest::Approx(1.0 / 3));
+}
+
 TEST_CASE("measured PSF: noisy bead and clear errors") {
   // Noise sigma 20 on a peak of 5000: the peak is found and the result is non-negative.
   const Volume noisy = synthetic_bead(15.2, 20.4, 18.9, 20.0, 3);
