@@ -2,6 +2,8 @@
 #include "apps/restore_memory.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <string>
 #include <cmath>
 
 #include "kernels/error.h"
@@ -109,10 +111,17 @@ SlicePlan plan_slices(InferenceMemory& mem, const RestoreMemory& held, int count
     if (fits({1, core, core})) return {1, core, core};
   const int side = 2 * margin + 4;
   const RestoreMemory need = plan_memory(mem, held, {1, 4, 4}, count, Hp, Wp, margin);
+  // One decimal for the total and its two parts, so that they add up as printed (the caller's
+  // budget must be at least the total, rounded up).
+  auto mb1 = [](size_t bytes) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.1f", double(bytes) / 1048576.0);
+    return std::string(buf);
+  };
   fail("restore: --max-memory ", budget >> 20, " MB is too small for this network: tiles of 4x4 pixels (", side, "x",
-       side, " with their ", margin, "-pixel context) need ", mb(need.total()), " MB, of which ", mb(need.slices),
-       " MB hold one whole ", Hp, "x", Wp, " slice in and out on the host and ", mb(need.device_bytes()),
-       " MB are device memory");
+       side, " with their ", margin, "-pixel context) need ", mb1(need.total()), " MB (", mb1(need.slices),
+       " MB for one whole ", Hp, "x", Wp, " slice in and out on the host, ", mb1(need.device_bytes()),
+       " MB of device memory): give --max-memory ", mb(need.total()), " or more");
 }
 
 }  // namespace isonet::app

@@ -243,11 +243,11 @@ else
       run_step "restore_$d" "$isonet" restore --model "$rt/model.safetensors" --input "$rt/sim_aniso.tif" \
         --output "$rt/restored_$d.tif" --device "$rd"
     done
-    # The smallest budget that still takes one tile, read from the refusal of a 1 MB budget; tiles
-    # are forced when it is below one whole slice.
+    # The smallest budget that still takes one tile, read from the refusal of a 1 MB budget ("give
+    # --max-memory N or more"); tiles are forced when it is below one whole slice.
     need=$("$isonet" restore --model "$rt/model.safetensors" --input "$rt/sim_aniso.tif" --output "$rt/none.tif" \
-      --device "$dev" --max-memory 1 2>&1 | grep -oE 'needs about [0-9]+ MB' | grep -oE '[0-9]+')
-    mm=$((${need:-40} + 2))
+      --device "$dev" --max-memory 1 2>&1 | grep -oE 'give --max-memory [0-9]+' | grep -oE '[0-9]+$')
+    mm=$((${need:-40} + 1))
     run_step restore_cuda_tiled "$isonet" restore --model "$rt/model.safetensors" --input "$rt/sim_aniso.tif" \
       --output "$rt/restored_cuda_tiled.tif" --device "$dev" --max-memory "$mm"
     grep -q 'tiles of' "$logs/rt_restore_cuda_tiled.log" 2>/dev/null &&

@@ -248,6 +248,11 @@ TEST_CASE("restore memory: the plan is the largest call that keeps the held tota
     const std::string msg = test::error_of([&] { plan_slices(mem, {}, count, Hp, Wp, max_batch, 1 << 20, margin); });
     CHECK(test::contains(msg, "--max-memory 1 MB is too small"));
     CHECK(test::contains(msg, "48-pixel context"));
+    // The smallest budget it names is enough for the smallest tile.
+    const size_t at = msg.find("give --max-memory ");
+    REQUIRE(at != std::string::npos);
+    const size_t named = std::stoul(msg.substr(at + 18)) << 20;
+    CHECK(plan_slices(mem, {}, count, Hp, Wp, max_batch, named, margin).th > 0);
   }
 }
 
