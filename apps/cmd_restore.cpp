@@ -212,6 +212,11 @@ Volume run_restore(const RestoreOptions& opt) {
   out << "restore: model " << opt.model << " (" << architecture_name(model.architecture) << ", " << model.steps
       << " steps, PSF " << model.metadata.psf << ", " << model.metadata.psf_mode << "), subsampling factor S = "
       << format_exact(S, 6) << " (from the model)\n";
+  // The network learned on inputs upsampled with the training interpolation; another one changes
+  // what it sees (allowed, e.g. to compare, but said).
+  if (st.interp != model_interp(model))
+    out << "warning: upsampling with " << interp_name(st.interp) << " interpolation, the model was trained on "
+        << interp_name(model_interp(model)) << "-upsampled inputs\n";
   if (info.has_z_spacing && input.voxel.x > 0 && !nearly_equal(input.voxel.z / input.voxel.x, S, 1e-2))
     out << "warning: the input's voxel size gives S = " << format_exact(input.voxel.z) << "/"
         << format_exact(input.voxel.x) << " = " << format_exact(input.voxel.z / input.voxel.x, 6)

@@ -201,4 +201,15 @@ TEST_CASE("isonet program: exit codes and error format") {
   CHECK(contains(read_text(dir.file("out.txt")), "--math"));
   const std::vector<std::string> names = dir.entries();
   CHECK(std::find(names.begin(), names.end(), "m.safetensors") == names.end());
+
+  // Restoring with another interpolation than the model was trained with works and says so.
+  REQUIRE(run("simulate --size 32 --psf gaussian:1,3 --subsample 4 --out-prefix " + dir.file("s")) == 0);
+  REQUIRE(run("train --input " + dir.file("s_aniso.tif") + " --psf gaussian:1,3 --steps 2 --batch 2 --patch 16 "
+              "--patches 8 --device cpu --out " + dir.file("s.safetensors")) == 0);
+  CHECK(run("restore --model " + dir.file("s.safetensors") + " --input " + dir.file("s_aniso.tif") + " --output " +
+            dir.file("r.tif") + " --device cpu --interp linear") == 0);
+  CHECK(contains(read_text(dir.file("out.txt")), "warning: upsampling with linear interpolation"));
+  CHECK(run("restore --model " + dir.file("s.safetensors") + " --input " + dir.file("s_aniso.tif") + " --output " +
+            dir.file("r.tif") + " --device cpu") == 0);
+  CHECK_FALSE(contains(read_text(dir.file("out.txt")), "warning: upsampling"));
 }
