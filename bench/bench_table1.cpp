@@ -729,12 +729,13 @@ int main(int argc, char** argv) {
   Settings s;
   long steps = 0;
   std::string datasets, methods;
+  const CLI::Validator kPositive = CLI::Range(1, 1000000000).description("> 0");
   CLI::App app{"bench_table1: reproduces Table 1 and the segmentation check of the IsoNet paper (see bench/REPRODUCE.md)"};
   app.add_option("--mode", s.mode, "quick (small volumes, short training, CPU) or full (the paper's scale, GPU)")
       ->check(CLI::IsMember({"quick", "full"}))
       ->capture_default_str();
-  app.add_option("--n", s.n, "volumes per dataset (quick 3, full 10)");
-  app.add_option("--size", s.size, "volume size N (N^3 voxels; quick 96, full 512)");
+  app.add_option("--n", s.n, "volumes per dataset (quick 3, full 10)")->check(kPositive);
+  app.add_option("--size", s.size, "volume size N (N^3 voxels; quick 96, full 512)")->check(kPositive);
   app.add_option("--datasets", datasets, "comma-separated subset of nuclei,membranes,nuclei+membranes (default all)");
   app.add_option("--methods", methods,
                  "comma-separated subset of blurred,rl,srcnn,isonet1-full,isonet1-split,isonet2-full,isonet2-split "
@@ -743,11 +744,11 @@ int main(int argc, char** argv) {
   app.add_option("--out-md", s.out_md, "Markdown report (default bench/results/<date>_table1_<mode>_<device>.md)");
   app.add_option("--out-json", s.out_json, "JSON results (default bench/results/<date>_table1_<mode>_<device>.json)");
   app.add_option("--seed", s.seed, "base seed of phantoms, noise, training pairs and initialization")->capture_default_str();
-  app.add_option("--epochs", s.epochs, "training epochs per network (quick 3, full 100, the paper's)");
-  app.add_option("--pairs", s.pairs, "training pairs per volume; one epoch = one pass over them (quick 800, full 4096)");
-  app.add_option("--batch", s.batch, "batch size (quick 8, full 32)");
-  app.add_option("--patch", s.patch, "patch size, a multiple of 4 (quick 32, full 64)");
-  app.add_option("--steps", steps, "training steps per network, overriding epochs x ceil(pairs / batch)");
+  app.add_option("--epochs", s.epochs, "training epochs per network (quick 3, full 100, the paper's)")->check(kPositive);
+  app.add_option("--pairs", s.pairs, "training pairs per volume; one epoch = one pass over them (quick 800, full 4096)")->check(kPositive);
+  app.add_option("--batch", s.batch, "batch size (quick 8, full 32)")->check(kPositive);
+  app.add_option("--patch", s.patch, "patch size, a multiple of 4 (quick 32, full 64)")->check(kPositive);
+  app.add_option("--steps", steps, "training steps per network, overriding epochs x ceil(pairs / batch)")->check(kPositive);
   app.add_option("--lr", s.lr, "Adam learning rate (the paper's is 5e-3, at which our IsoNet-2 dies; see REPRODUCE.md)")
       ->capture_default_str();
   app.add_option("--rl-iterations", s.rl_iterations, "Richardson-Lucy iterations")->capture_default_str();
@@ -762,7 +763,13 @@ int main(int argc, char** argv) {
   app.add_option("--work-dir", s.work_dir, "folder for the temporary acquisition TIFFs and models (default: a new /tmp folder)");
   app.add_flag("--keep-work", s.keep_work, "keep the acquisitions and models in the work folder");
   app.add_flag("--verbose", s.verbose, "print the training reports and progress");
-  CLI11_PARSE(app, argc, argv);
+  // Usage errors exit with 2, as the isonet program's (CLI11's own codes are larger); --help with 0.
+  // Values left out take the mode's defaults; a given one must be positive (0 is not "default").
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
   s.datasets = split_list(datasets);
   s.methods = split_list(methods);
   std::string command = "bench_table1";
