@@ -568,7 +568,11 @@ int run(Settings s, long steps_given, const std::string& command) {
   const Device device = select_device(s.device);
   const std::string dev = device_name(device);
   const std::string date = today();
-  const std::string stem = "bench/results/" + date + "_table1_" + s.mode + "_" + dev;
+  // Default names never replace a recorded result (the JSON is rewritten after every volume, so
+  // an interrupted run would leave a partial file in its place): the first free _2, _3, ...
+  std::string stem = "bench/results/" + date + "_table1_" + s.mode + "_" + dev;
+  for (int k = 2; fs::exists(stem + ".md") || fs::exists(stem + ".json"); ++k)
+    stem = "bench/results/" + date + "_table1_" + s.mode + "_" + dev + "_" + std::to_string(k);
   if (s.out_md.empty()) s.out_md = stem + ".md";
   if (s.out_json.empty()) s.out_json = stem + ".json";
   std::string work = s.work_dir;
@@ -741,8 +745,10 @@ int main(int argc, char** argv) {
                  "comma-separated subset of blurred,rl,srcnn,isonet1-full,isonet1-split,isonet2-full,isonet2-split "
                  "(default all)");
   app.add_option("--device", s.device, "auto, cpu or cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}))->capture_default_str();
-  app.add_option("--out-md", s.out_md, "Markdown report (default bench/results/<date>_table1_<mode>_<device>.md)");
-  app.add_option("--out-json", s.out_json, "JSON results (default bench/results/<date>_table1_<mode>_<device>.json)");
+  app.add_option("--out-md", s.out_md,
+                 "Markdown report (default bench/results/<date>_table1_<mode>_<device>[_K].md, K so that no "
+                 "recorded result is replaced)");
+  app.add_option("--out-json", s.out_json, "JSON results (default: the report's name with .json)");
   app.add_option("--seed", s.seed, "base seed of phantoms, noise, training pairs and initialization")->capture_default_str();
   app.add_option("--epochs", s.epochs, "training epochs per network (quick 3, full 100, the paper's)")->check(kPositive);
   app.add_option("--pairs", s.pairs, "training pairs per volume; one epoch = one pass over them (quick 800, full 4096)")->check(kPositive);
