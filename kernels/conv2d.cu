@@ -420,21 +420,24 @@ WgradPlan plan_wgrad(const Conv2dShape& s) {
   return p;
 }
 
-// dW partials of backward weights: the TF32 kernel's (Conv2dMath::Tf32, where it has one) or the
-// fp32 tiled kernel's (0: the direct fallback writes dW itself). The dbias partials follow them.
-bool wgrad_uses_tf32(const Conv2dShape& s) {
-  return s.math == Conv2dMath::Tf32 && tf32_device_supported() &&
-         conv_wgrad_tf32_partials(s.n, s.c_in, s.c_out, s.h, s.w, s.k) > 0;
+// Which kernel computes dW and how many partial dW it writes (the dbias partials follow them in
+// the workspace): the TF32 kernel (Conv2dMath::Tf32, where it has one), else the fp32 tiled kernel,
+// else the direct fallback, which writes dW itself (0 partials).
+struct WgradKernel {
+  bool tf32 = false;
+  int partials = 0;
+};
+WgradKernel wgrad_kernel(const WgradPlan& p, const Conv2dShape& s) {
+  if (s.math == Conv2dMath::Tf32 && tf32_device_supported()) {
+    const int tf32 = conv_wgrad_tf32_partials(s.n, s.c_in, s.c_out, s.h, s.w, s.k);
+    if (tf32 > 0) return {true, tf32};
+  }
+  return {false, p.tiled ? p.partials : 0};
 }
 
-int wgrad_partials(const WgradPlan& p, const Conv2dShape& s) {
-  if (wgrad_uses_tf32(s)) return conv_wgrad_tf32_partials(s.n, s.c_in, s.c_out, s.h, s.w, s.k);
-  return p.tiled ? p.partials : 0;
-}
-
-size_t wgrad_workspace_floats(const WgradPlan& p, const Conv2dShape& s) {
+size_t wgrad_workspace_floats(const WgradPlan& p, int partials, const Conv2dShape& s) {
   const size_t bias = 2 * static_cast<size_t>(s.c_out) * p.bias_partials;  // hi + lo pairs
-  return static_cast<size_t>(wgrad_partials(p, s)) * p.dw + bias;
+  return static_cast<size_t>(partials) * p.dw + bias;
 }
 
 struct WgradArgs {
@@ -662,7 +665,8 @@ size_t conv2d_workspace_floats(const Conv2dShape& s) {
   // Split-K partial outputs of the forward / backward data, the partial sums of backward weights.
   const size_t fwd = plan_conv(s.n, s.c_in, s.c_out, s.h, s.w, s.k).workspace_floats();
   const size_t bwd_data = plan_conv(s.n, s.c_out, s.c_in, s.h, s.w, s.k).workspace_floats();
-  size_t direct = std::max({fwd, bwd_data, wgrad_workspace_floats(plan_wgrad(s), s)});
+  const WgradPlan wp = plan_wgrad(s);
+  size_t direct = std::max({fwd, bwd_data, wgrad_workspace_floats(wp, wgrad_kernel(wp, s).partials, s)});
   // Tf32: forward and backward data on tensor cores (conv2d_tf32.cu), with their own split-K
   // (backward weights' partials are in wgrad_workspace_floats). Sizing is where a network prepares
   // its ops, before any launch or graph capture: the TF32 kernels get their shared memory here.
@@ -728,11 +732,12 @@ void conv2d_backward_weights(const Conv2dShape& s, const float* x, const float* 
   check_not_null(dy, op, "dy");
   check_not_null(dweight, op, "dweight");
   const WgradPlan p = plan_wgrad(s);
-  if (wgrad_workspace_floats(p, s) > 0) check_not_null(workspace, op, "workspace");
+  const WgradKernel kernel = wgrad_kernel(p, s);
+  const int partials = kernel.partials;
+  if (wgrad_workspace_floats(p, partials, s) > 0) check_not_null(workspace, op, "workspace");
   float* partial = workspace;
-  const int partials = wgrad_partials(p, s);
   WgradArgs a{x, dy, partial, s.n, s.c_in, s.c_out, s.h, s.w};
-  if (wgrad_uses_tf32(s)) {
+  if (kernel.tf32) {
     run_conv_wgrad_tf32(x, dy, partial, s.n, s.c_in, s.c_out, s.h, s.w, s.k, stream, op);
     launch_conv_wgrad_reduce(partial, dweight, p.dw, partials, stream, op);
   } else if (p.tiled) {
