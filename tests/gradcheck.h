@@ -1,13 +1,17 @@
 // gradcheck.h: central finite-difference check of an analytic gradient, used for every op with a
-// backward (test_ops_gradcheck.cpp). The caller provides the scalar loss as a function of the
-// input array (usually L = sum r*y with a fixed random r, so dL/dy = r) and the analytic dL/dinput.
+// backward (test_ops_gradcheck.cpp; the FFT convolution in test_conv2d_fft.cpp). The caller
+// provides the scalar loss as a function of the input array (usually L = sum r*y with a fixed
+// random r, so dL/dy = r) and the analytic dL/dinput.
 #pragma once
 #include <algorithm>
+#include <cmath>
+#include <cstdint>
 #include <functional>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "kernels/conv2d.h"
 #include "test_util.h"
 
 namespace isonet::test {
@@ -53,6 +57,29 @@ inline void check_gradient(const std::string& what, std::vector<float>& input, c
     got.push_back(analytic[i]);
   }
   CHECK_CLOSE_ARRAYS(what, fd.data(), got.data(), fd.size(), c.atol, c.rtol);
+}
+
+// The CPU convolution's three gradients (dx, dweight, dbias) of L = sum r*y for shape s, through
+// the cpu::conv2d_* dispatch (so s.algo picks the path checked), with weights scaled by
+// 1/sqrt(c_in*k*k) so that y = O(1). The data and sample seeds are drawn from `seed` in order;
+// the checks are named "<what> dx" etc.
+inline void check_conv2d_gradients(const std::string& what, const Conv2dShape& s, const FdCheck& check,
+                                   uint64_t& seed) {
+  const size_t nx = size_t(s.n) * s.c_in * s.h * s.w, ny = size_t(s.n) * s.c_out * s.h * s.w;
+  const size_t nw = size_t(s.c_out) * s.c_in * s.k * s.k;
+  const float wscale = 1.f / std::sqrt(float(s.c_in * s.k * s.k));
+  auto x = random_vector(nx, ++seed), w = random_vector(nw, ++seed, -wscale, wscale);
+  auto b = random_vector(s.c_out, ++seed), r = random_vector(ny, ++seed);
+  std::vector<float> ws(cpu::conv2d_workspace_floats(s)), y(ny), dx(nx), dw(nw), db(s.c_out);
+  cpu::conv2d_backward_data(s, r.data(), w.data(), dx.data(), ws.data());
+  cpu::conv2d_backward_weights(s, x.data(), r.data(), dw.data(), db.data(), ws.data());
+  auto loss = [&] {
+    cpu::conv2d_forward(s, x.data(), w.data(), b.data(), y.data(), false, ws.data());
+    return weighted_sum(r, y);
+  };
+  check_gradient(what + " dx", x, dx, loss, check, ++seed);
+  check_gradient(what + " dweight", w, dw, loss, check, ++seed);
+  check_gradient(what + " dbias", b, db, loss, check, ++seed);
 }
 
 }  // namespace isonet::test

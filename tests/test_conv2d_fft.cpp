@@ -115,9 +115,7 @@ TEST_CASE("conv2d fft: forward, backward data, backward weights and dbias match 
 }
 
 TEST_CASE("conv2d fft: finite-difference gradients of the FFT path") {
-  using test::check_gradient;
   using test::FdCheck;
-  using test::weighted_sum;
   // L = sum r*y is linear in x, w and b, so central differences are exact up to the forward's
   // rounding: |dL| error ~ eps * |L| terms / (2*step). With y = O(1) (weights scaled by
   // 1/sqrt(c_in*k*k)), |L| <= ~sqrt(ny), step 0.5: ~1e-6. atol 3e-5 and rtol 1e-4 as in
@@ -128,21 +126,7 @@ TEST_CASE("conv2d fft: finite-difference gradients of the FFT path") {
   for (Conv2dShape s : shapes) {
     s.algo = Conv2dAlgo::Fft;
     CAPTURE(s.k);
-    const size_t nx = size_t(s.n) * s.c_in * s.h * s.w, ny = size_t(s.n) * s.c_out * s.h * s.w;
-    const size_t nw = size_t(s.c_out) * s.c_in * s.k * s.k;
-    const float wscale = 1.f / std::sqrt(float(s.c_in * s.k * s.k));
-    auto x = random_vector(nx, ++seed), w = random_vector(nw, ++seed, -wscale, wscale);
-    auto b = random_vector(s.c_out, ++seed), r = random_vector(ny, ++seed);
-    std::vector<float> ws(cpu::conv2d_fft_workspace_floats(s)), y(ny), dx(nx), dw(nw), db(s.c_out);
-    cpu::conv2d_fft_backward_data(s, r.data(), w.data(), dx.data(), ws.data());
-    cpu::conv2d_fft_backward_weights(s, x.data(), r.data(), dw.data(), db.data(), ws.data());
-    auto loss = [&] {
-      cpu::conv2d_fft_forward(s, x.data(), w.data(), b.data(), y.data(), false, ws.data());
-      return weighted_sum(r, y);
-    };
-    check_gradient("fft dx", x, dx, loss, check, ++seed);
-    check_gradient("fft dweight", w, dw, loss, check, ++seed);
-    check_gradient("fft dbias", b, db, loss, check, ++seed);
+    test::check_conv2d_gradients("fft", s, check, seed);  // s.algo = Fft: the dispatch runs the FFT path
   }
 }
 

@@ -55,21 +55,7 @@ TEST_CASE("gradcheck conv2d: data, weights and bias over channels 1..96 and k = 
     CAPTURE(s.c_in);
     CAPTURE(s.c_out);
     CAPTURE(s.k);
-    const size_t nx = size_t(s.n) * s.c_in * s.h * s.w, ny = size_t(s.n) * s.c_out * s.h * s.w;
-    const size_t nw = size_t(s.c_out) * s.c_in * s.k * s.k;
-    const float wscale = 1.f / std::sqrt(float(s.c_in * s.k * s.k));  // keeps y = O(1)
-    auto x = random_vector(nx, ++seed), w = random_vector(nw, ++seed, -wscale, wscale);
-    auto b = random_vector(s.c_out, ++seed), r = random_vector(ny, ++seed);
-    std::vector<float> ws(cpu::conv2d_workspace_floats(s)), y(ny), dx(nx), dw(nw), db(s.c_out);
-    cpu::conv2d_backward_data(s, r.data(), w.data(), dx.data(), ws.data());
-    cpu::conv2d_backward_weights(s, x.data(), r.data(), dw.data(), db.data(), ws.data());
-    auto loss = [&] {
-      cpu::conv2d_forward(s, x.data(), w.data(), b.data(), y.data(), false, ws.data());
-      return weighted_sum(r, y);
-    };
-    check_gradient("conv2d dx", x, dx, loss, kLinear, ++seed);
-    check_gradient("conv2d dweight", w, dw, loss, kLinear, ++seed);
-    check_gradient("conv2d dbias", b, db, loss, kLinear, ++seed);
+    test::check_conv2d_gradients("conv2d", s, kLinear, seed);
   }
 }
 
