@@ -204,7 +204,8 @@ if ((lim >= 30)); then
   ctest_summary=$(grep -E "tests passed|tests failed|Total Test time" "$logs/ctest.log" | tr '\n' ' ')
   ((ctest_rc == 124)) && ctest_summary="STOPPED at the ${lim} s limit; $ctest_summary"
   record ctest "rc=$ctest_rc ${ctest_summary:-no summary (see ctest.log)} ($(($(now) - t0)) s)"
-  skipped=$(grep -c "Skipped" "$logs/ctest.log" || true)
+  # ctest marks a skipped test "***Skipped" on its result line (and lists it again at the end).
+  skipped=$(grep -c '\*\*\*Skipped' "$logs/ctest.log" || true)
   [[ "$skipped" != 0 ]] && record ctest-skipped "$skipped test(s) reported Skipped (expected 0 on a GPU machine)"
 else
   record ctest "not run (time budget spent)"
@@ -360,7 +361,11 @@ elif [[ -x "$GPU_BUILD"/bench/bench_ops_cuda ]]; then
   if ((lim < 20)); then
     record bench_ops_cuda "not run (time budget spent)"
   elif timeout -k 10 "$lim" "$GPU_BUILD"/bench/bench_ops_cuda --out "$out_md" >"$logs/bench_ops_cuda.log" 2>&1; then
-    record bench_ops_cuda "ok ($(($(now) - t0)) s)"
+    if grep -q "no CUDA device" "$logs/bench_ops_cuda.log"; then
+      record bench_ops_cuda "not run (no CUDA device)"
+    else
+      record bench_ops_cuda "ok ($(($(now) - t0)) s)"
+    fi
   else
     record bench_ops_cuda "FAILED rc=$? (see bench_ops_cuda.log; $(($(now) - t0)) s, limit $lim s)"
   fi
@@ -379,7 +384,8 @@ if [[ "${ISONET_RUN_BENCH:-1}" != 0 && -x bench/run_model_bench.sh ]]; then
     # The script shares its own budget among its runs and skips those that no longer fit.
     if ISONET_BUILD_DIR=$GPU_BUILD ISONET_BENCH_BUDGET_S=$((lim - 10)) timeout -k 10 "$lim" bench/run_model_bench.sh "$out_md" \
       >"$logs/model_bench.log" 2>&1; then
-      record model_bench "ok ($(($(now) - t0)) s)"
+      rows=$(grep -c '^| cuda' "$out_md" 2>/dev/null || true)
+      record model_bench "ok, ${rows:-0} CUDA row(s) ($(($(now) - t0)) s)"
     else
       record model_bench "FAILED rc=$? (see model_bench.log; $(($(now) - t0)) s, limit $lim s)"
     fi
