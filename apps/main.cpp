@@ -16,6 +16,7 @@
 #include "apps/cmd_simulate.h"
 #include "apps/cmd_train.h"
 #include "apps/psf_spec.h"
+#include "apps/version.h"
 #include "kernels/error.h"
 
 using namespace isonet;
@@ -67,6 +68,12 @@ int main(int argc, char** argv) {
   CLI::App app{"isonet: isotropic restoration of anisotropic 3D fluorescence microscopy (IsoNet, Weigert et al. 2017)"};
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "help for every command");
+  app.set_version_flag("--version", [] {
+    std::string text = version_text();
+    text.pop_back();  // CLI11 ends the line itself
+    return text;
+  },
+                       "print the version, the build (CUDA backend) and the usable CUDA devices, and exit");
 
   // train
   TrainOptions tr;
@@ -214,6 +221,8 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     app.exit(e);

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <cstdio>
 #include <cstring>
 #include <mutex>
 
@@ -38,22 +39,53 @@ void throw_library_error(const char* library, int status, const char* op, const 
 }  // namespace detail
 #endif
 
-int cuda_device_count() {
-  static std::once_flag once;
-  static int count = 0;
-  std::call_once(once, [] {
+namespace {
+struct CudaDiscovery {
+  int count = 0;
+  std::string reason;  // why count is 0
+};
+
+const CudaDiscovery& cuda_discovery() {
+  static const CudaDiscovery found = [] {
+    CudaDiscovery d;
 #if ISONET_HAS_CUDA
     int n = 0;
     cudaError_t err = cudaGetDeviceCount(&n);
     if (err != cudaSuccess) {
       cudaGetLastError();  // clear the sticky error so later runtime calls are not confused
-      log_debug(std::string("cudaGetDeviceCount: ") + cudaGetErrorString(err) + " -> treating as 0 devices");
+      d.reason = std::string("cudaGetDeviceCount: ") + cudaGetErrorString(err);
+      log_debug(d.reason + " -> treating as 0 devices");
       n = 0;
+    } else if (n == 0) {
+      d.reason = "the CUDA runtime reports no device";
     }
-    count = n;
+    d.count = n;
+#else
+    d.reason = "built without the CUDA backend";
 #endif
-  });
-  return count;
+    return d;
+  }();
+  return found;
+}
+}  // namespace
+
+int cuda_device_count() { return cuda_discovery().count; }
+
+std::string cuda_unavailable_reason() { return cuda_discovery().reason; }
+
+std::string cuda_device_description(int index) {
+  ISONET_CHECK(index >= 0 && index < cuda_device_count(), "CUDA device ", index, " does not exist (",
+               cuda_device_count(), " usable)");
+#if ISONET_HAS_CUDA
+  cudaDeviceProp p{};
+  CUDA_CHECK("describing a CUDA device", cudaGetDeviceProperties(&p, index));
+  char memory[32];
+  std::snprintf(memory, sizeof memory, "%.1f GiB", double(p.totalGlobalMem) / double(size_t(1) << 30));
+  return std::string(p.name) + ", compute capability " + std::to_string(p.major) + "." + std::to_string(p.minor) +
+         ", " + memory;
+#else
+  return {};  // unreachable: no device is usable without the backend
+#endif
 }
 
 Device select_device(const std::string& request) {

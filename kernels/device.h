@@ -18,6 +18,14 @@ bool built_with_cuda();
 // (e.g. "driver version is insufficient" on machines without a GPU). Queried once, cached.
 int cuda_device_count();
 
+// Why cuda_device_count() is 0, "" when it is not: "built without the CUDA backend", the runtime's
+// error ("cudaGetDeviceCount: CUDA driver version is insufficient for CUDA runtime version") or
+// "the CUDA runtime reports no device".
+std::string cuda_unavailable_reason();
+
+// "NVIDIA H100 80GB HBM3, compute capability 9.0, 79.1 GiB" for usable device `index`.
+std::string cuda_device_description(int index);
+
 // True when CUDA kernels can run here.
 inline bool cuda_available() { return cuda_device_count() > 0; }
 

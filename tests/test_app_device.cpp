@@ -15,6 +15,7 @@
 #include "apps/cmd_restore.h"
 #include "apps/cmd_simulate.h"
 #include "apps/cmd_train.h"
+#include "apps/version.h"
 #include "imaging/tiff.h"
 #include "nn/model_file.h"
 #include "test_util.h"
@@ -174,4 +175,37 @@ TEST_CASE("device: the isonet program with no visible GPU refuses --device cuda 
   std::remove(dir.file("auto.tif").c_str());
 
   CHECK(sorted_entries(dir) == in.entries);
+}
+
+TEST_CASE("device: --version names the build and the usable CUDA devices, or why there are none") {
+  // The library's answer on this machine: a reason exactly when no device is usable.
+  const std::string text = version_text();
+  INFO(text);
+  CHECK(text.rfind("isonet ", 0) == 0);
+  CHECK(contains(text, built_with_cuda() ? "CUDA backend (CUDA " : "no CUDA backend"));
+  if (cuda_device_count() == 0) {
+    CHECK(!cuda_unavailable_reason().empty());
+    CHECK(contains(text, "CUDA devices: none usable (" + cuda_unavailable_reason() + ")"));
+  } else {
+    CHECK(cuda_unavailable_reason().empty());
+    CHECK(contains(text, "  0: " + cuda_device_description(0)));
+    CHECK(contains(cuda_device_description(0), "compute capability "));
+  }
+  CHECK_THROWS_AS(cuda_device_description(cuda_device_count()), Error);
+
+  // The program, with no device visible (GPU machines included): exit 0 and a reason.
+  const std::string prog = test::isonet_program();
+  if (prog.empty()) {
+    MESSAGE("the isonet program is not built next to this test; skipping its half");
+    return;
+  }
+  test::TempDir dir;
+  const std::string out = dir.file("version.txt");
+  const int status = std::system(("CUDA_VISIBLE_DEVICES= " + prog + " --version > " + out + " 2>&1").c_str());
+  const std::string printed = read_text(out);
+  INFO(printed);
+  CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+  CHECK(printed.rfind("isonet ", 0) == 0);
+  CHECK(contains(printed, "\nbuild: "));
+  CHECK(contains(printed, "\nCUDA devices: none usable ("));
 }
