@@ -125,6 +125,11 @@ write_summary() {
     echo "- commit: $(gpu_commit)"
     echo "- CUDA: $(nvcc --version 2>/dev/null | grep -o 'release [0-9.]*' || echo unknown); compute-sanitizer: $("$sanitizer" --version 2>/dev/null | grep -o 'Version [0-9.]*' | head -1 || echo none)"
     echo "- $(nproc) CPU cores; time budget ${budget} s (ISONET_CHECK_BUDGET), $(($(now) - start)) s used when this was written"
+    if [[ -x "$GPU_BUILD"/apps/isonet ]]; then
+      # The program's own device discovery (what --device auto will use).
+      echo "- isonet --version:"
+      "$GPU_BUILD"/apps/isonet --version 2>&1 | sed 's/^/  - /'
+    fi
     echo
     echo "## Steps"
     local s
