@@ -115,7 +115,7 @@ sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-san
 
 STEP_TAG=gpu_check
 # shellcheck source=bench/gpu_steps.sh
-source bench/gpu_steps.sh  # now, left, limit, note, record
+source bench/gpu_steps.sh  # now, left, limit, note, record, version_lines
 
 write_summary() {
   {
@@ -125,11 +125,7 @@ write_summary() {
     echo "- commit: $(gpu_commit)"
     echo "- CUDA: $(nvcc --version 2>/dev/null | grep -o 'release [0-9.]*' || echo unknown); compute-sanitizer: $("$sanitizer" --version 2>/dev/null | grep -o 'Version [0-9.]*' | head -1 || echo none)"
     echo "- $(nproc) CPU cores; time budget ${budget} s (ISONET_CHECK_BUDGET), $(($(now) - start)) s used when this was written"
-    if [[ -x "$GPU_BUILD"/apps/isonet ]]; then
-      # The program's own device discovery (what --device auto will use).
-      echo "- isonet --version:"
-      "$GPU_BUILD"/apps/isonet --version 2>&1 | sed 's/^/  - /'
-    fi
+    version_lines "$GPU_BUILD"
     echo
     echo "## Steps"
     local s

@@ -56,7 +56,7 @@ table1_md=""     # the Table 1 Markdown file, when written
 
 STEP_TAG=gpu_demo
 # shellcheck source=bench/gpu_steps.sh
-source bench/gpu_steps.sh  # now, left, limit, note, record
+source bench/gpu_steps.sh  # now, left, limit, note, record, version_lines
 # Prefixes every line with the epoch second it arrived (phase timings of a stopped run).
 stamp_lines() {
   local line
@@ -70,6 +70,7 @@ write_summary() {
     echo "- device: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || echo unknown)"
     echo "- commit: $(gpu_commit)"
     echo "- CUDA: $(nvcc --version 2>/dev/null | grep -o 'release [0-9.]*' || echo unknown); $(nproc) CPU cores"
+    version_lines "$GPU_BUILD"
     [[ $dev == cuda ]] || echo "- **device override: ISONET_DEMO_DEVICE=$dev (not a GPU run)**"
     echo "- time budget ${budget} s (ISONET_DEMO_BUDGET), $(($(now) - start)) s used when this was written"
     echo "- commands: bench/gpu_demo.sh (scripts/device_gpu_demo.sh on a lent machine); logs in gpu_demo_logs.tgz"

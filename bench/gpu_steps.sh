@@ -15,3 +15,10 @@ limit() {
 }
 note() { echo "== $STEP_TAG: $*"; }
 record() { status+=("$1: $2"); note "$1: $2"; }
+# Summary lines quoting `isonet --version` of build folder $1 (the program's own view of the GPU:
+# what --device auto uses), nothing when it is not built.
+version_lines() {
+  [[ -x "$1/apps/isonet" ]] || return 0
+  echo "- isonet --version:"
+  "$1/apps/isonet" --version 2>&1 | sed 's/^/  - /'
+}
