@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <iomanip>
 #include <nlohmann/json.hpp>
 #include <ostream>
 #include <sstream>
@@ -17,6 +18,7 @@
 #include "imaging/training_pairs.h"
 #include "kernels/device.h"
 #include "kernels/error.h"
+#include "kernels/psnr_loss.h"
 #include "kernels/rng.h"
 #include "nn/model_file.h"
 #include "nn/tensor.h"
@@ -56,7 +58,7 @@ class BatchSampler {
 
 // The settings a resumed run must share with its checkpoint.
 json train_settings(const TrainOptions& opt, double factor, int patches, const NormalizeParams& norm) {
-  return json{{"psf", opt.psf},
+  json j{{"psf", opt.psf},
               {"psf_units", opt.psf_units},
               {"psf_size", opt.psf_size},
               {"psf_voxel", opt.psf_voxel},
@@ -72,9 +74,15 @@ json train_settings(const TrainOptions& opt, double factor, int patches, const N
               {"subsampling", factor},
               {"normalization_low_value", norm.p_lo},
               {"normalization_high_value", norm.p_hi}};
+  // Only when used, so that checkpoints written before validation existed still resume.
+  if (opt.validation > 0) j["validation"] = opt.validation;
+  return j;
 }
 
-std::string extra_json(const json& settings, const std::string& input, const std::vector<float>& losses) {
+using Validations = std::vector<TrainResult::Validation>;
+
+std::string extra_json(const json& settings, const std::string& input, const std::vector<float>& losses,
+                       const Validations& validation) {
   json j;
   j["interp"] = settings["interp"];
   j["train"] = settings;
@@ -85,11 +93,17 @@ std::string extra_json(const json& settings, const std::string& input, const std
     else hist.push_back(nullptr);
   }
   j["loss_history"] = hist;
+  if (settings.contains("validation")) {
+    json v = json::array();
+    for (const auto& e : validation) v.push_back(json::array({e.step, e.psnr}));
+    j["validation_history"] = v;  // [step, mean PSNR in dB] pairs
+  }
   return j.dump();
 }
 
 // Compares the checkpoint's settings with this run's; throws listing every difference.
-void check_resume(const Model& ckpt, const json& now, const std::string& path, std::vector<float>& losses) {
+void check_resume(const Model& ckpt, const json& now, const std::string& path, std::vector<float>& losses,
+                  Validations& validation) {
   json extra;
   try {
     extra = json::parse(ckpt.metadata.extra_json);
@@ -105,6 +119,10 @@ void check_resume(const Model& ckpt, const json& now, const std::string& path, s
       diffs << "\n  " << it.key() << ": checkpoint " << (was.contains(it.key()) ? was[it.key()].dump() : "(none)")
             << ", now " << it.value().dump();
   }
+  // A setting the checkpoint has and this run lacks (e.g. --validation; "input" is informative only).
+  for (auto it = was.begin(); it != was.end(); ++it)
+    if (it.key() != "input" && !now.contains(it.key()))
+      diffs << "\n  " << it.key() << ": checkpoint " << it.value().dump() << ", now (none)";
   const std::string d = diffs.str();
   ISONET_CHECK(d.empty(), "resume: the settings differ from the checkpoint '", path, "' (resume with the same ",
                "input, PSF and training options, or train anew without --resume):", d);
@@ -113,13 +131,49 @@ void check_resume(const Model& ckpt, const json& now, const std::string& path, s
     for (const auto& v : extra["loss_history"]) losses.push_back(v.is_number() ? v.get<float>() : NAN);
   ISONET_CHECK(long(losses.size()) == ckpt.steps, "resume: '", path, "' records ", losses.size(),
                " losses for ", ckpt.steps, " steps (damaged checkpoint)");
+  validation.clear();
+  if (extra.contains("validation_history") && extra["validation_history"].is_array())
+    for (const auto& v : extra["validation_history"]) {
+      ISONET_CHECK(v.is_array() && v.size() == 2 && v[0].is_number_integer() && v[1].is_number() &&
+                       v[0].get<long>() >= 1 && v[0].get<long>() <= ckpt.steps,
+                   "resume: '", path, "' has a damaged validation history entry ", v.dump());
+      validation.push_back({v[0].get<long>(), v[1].get<float>()});
+    }
 }
 
+// The number of pairs --validation holds out: round(F * n), at least 1, leaving at least 1.
+int validation_count(double fraction, int pairs) {
+  if (fraction <= 0) return 0;
+  const int k = std::max(1, int(std::lround(fraction * pairs)));
+  ISONET_CHECK(k < pairs, "train: --validation ", fraction, " leaves no training pair of ", pairs,
+               " (use a smaller fraction or more --patches)");
+  return k;
+}
+
+// Mean per-patch PSNR (dB, the training loss's definition, kernels/psnr_loss.h) of the network
+// without dropout on pairs [first, first + count), in batches of `batch`.
+float validation_psnr(Trainer& trainer, const TrainingPairs& pairs, int first, int count, int batch, int patch) {
+  const size_t pf = size_t(patch) * patch;
+  std::vector<float> pred(size_t(batch) * pf), psnr(static_cast<size_t>(batch));
+  double sum = 0;
+  for (int i = first; i < first + count; i += batch) {
+    const int n = std::min(batch, first + count - i);
+    trainer.predict(pairs.inputs.data() + size_t(i) * pf, pred.data(), n, patch, patch);
+    float loss = 0;
+    cpu::psnr_loss_forward(PsnrLossShape{n, pf}, pred.data(), pairs.targets.data() + size_t(i) * pf, &loss,
+                           psnr.data());
+    for (int k = 0; k < n; ++k) sum += psnr[size_t(k)];
+  }
+  return float(sum / count);
+}
+
+// Writes the trainer's model (atomically): with Adam's state for a checkpoint, without for --best.
 void save_checkpoint(const std::string& path, Trainer& trainer, const json& settings, const std::string& input,
-                     const std::vector<float>& losses, Model* out_model) {
+                     const std::vector<float>& losses, const Validations& validation, Model* out_model,
+                     bool with_optimizer = true) {
   Model m = trainer.export_model();
-  m.metadata.extra_json = extra_json(settings, input, losses);
-  save_model(path, m, /*with_optimizer=*/true);
+  m.metadata.extra_json = extra_json(settings, input, losses, validation);
+  save_model(path, m, with_optimizer);
   if (out_model) *out_model = std::move(m);
 }
 
@@ -141,6 +195,12 @@ TrainResult run_train(const TrainOptions& opt) {
                opt.patch);
   ISONET_CHECK(opt.lr > 0 && std::isfinite(opt.lr), "train: --lr must be > 0, got ", opt.lr);
   ISONET_CHECK(opt.checkpoint_every >= 0, "train: --checkpoint-every must be >= 0");
+  ISONET_CHECK(opt.validation >= 0 && opt.validation < 1, "train: --validation must be a fraction in [0, 1), got ",
+               opt.validation);
+  ISONET_CHECK(opt.validate_every >= 1, "train: --validate-every must be >= 1, got ", opt.validate_every);
+  ISONET_CHECK(opt.best.empty() || opt.validation > 0,
+               "train: --best needs --validation F (the fraction of pairs that scores the weights)");
+  ISONET_CHECK(opt.best.empty() || opt.best != opt.out, "train: --best must name another file than --out");
   ISONET_CHECK(opt.psf_mode == "split" || opt.psf_mode == "full", "train: --psf-mode must be split or full, got '",
                opt.psf_mode, "'");
   const Architecture arch = parse_architecture(opt.model);
@@ -214,17 +274,22 @@ TrainResult run_train(const TrainOptions& opt) {
       << pairs.norm.p_hi << "\n";
   if (pairs.shortfall() > 0)
     out << "warning: only " << pairs.n << " of " << pairs.requested << " patches found enough foreground\n";
+  const int n_val = validation_count(opt.validation, pairs.n), n_train = pairs.n - n_val;
+  if (n_val > 0)
+    out << "validation: " << n_val << " of the " << pairs.n << " pairs held out, scored every " << opt.validate_every
+        << " steps and at the end" << (opt.best.empty() ? "" : "; best weights to " + opt.best) << "\n";
   data = Volume();  // the pairs are all that is needed from here on
 
   // The model: new, or the checkpoint to resume.
   const json settings = train_settings(opt, S, popt.n_patches, pairs.norm);
   TrainResult result;
   result.factor = factor;
-  result.pairs = pairs.n;
+  result.pairs = n_train;
+  result.validation_pairs = n_val;
   Model model;
   if (opt.resume) {
     model = load_model(opt.out);
-    check_resume(model, settings, opt.out, result.losses);
+    check_resume(model, settings, opt.out, result.losses, result.validation);
     out << "resume: " << opt.out << " at step " << model.steps << " of " << opt.steps << "\n";
   } else {
     model = Model::create(arch, opt.seed, opt.dropout);
@@ -234,7 +299,7 @@ TrainResult run_train(const TrainOptions& opt) {
   model.metadata.psf = describe_psf(spec, ctx.units);
   model.metadata.psf_mode = opt.psf_mode;
   model.metadata.subsampling = S;
-  model.metadata.extra_json = extra_json(settings, opt.input, result.losses);
+  model.metadata.extra_json = extra_json(settings, opt.input, result.losses, result.validation);
 
   if (model.steps >= opt.steps) {
     out << "train: the checkpoint already has " << model.steps << " >= --steps " << opt.steps
@@ -260,8 +325,28 @@ TrainResult run_train(const TrainOptions& opt) {
             << (opt.record_steps ? ", recorded steps" : "") << "\n";
         out.flush();
         Tensor inputs(Shape{B, 1, P, P}, Device::CPU), targets(Shape{B, 1, P, P}, Device::CPU);
-        BatchSampler sampler(pairs.n, opt.seed);
+        BatchSampler sampler(n_train, opt.seed);  // the held-out pairs [n_train, n) are never drawn
         TrainingProgress progress(model.steps, opt.steps, B, opt.progress);
+        // Best validation score so far (a resumed run continues from its history).
+        float best_psnr = -INFINITY;
+        for (const auto& v : result.validation) best_psnr = std::max(best_psnr, v.psnr);
+        auto validate = [&](long step) {
+          const float psnr = validation_psnr(trainer, pairs, n_train, n_val, B, P);
+          result.validation.push_back({step, psnr});
+          std::ostringstream line;
+          line << "validation at step " << step << ": PSNR " << std::fixed << std::setprecision(2) << psnr << " dB";
+          if (psnr > best_psnr) {
+            best_psnr = psnr;
+            line << " (best so far";
+            if (!opt.best.empty()) {
+              save_checkpoint(opt.best, trainer, settings, opt.input, result.losses, result.validation, nullptr,
+                              /*with_optimizer=*/false);
+              line << ": written to " << opt.best;
+            }
+            line << ")";
+          }
+          progress.message(line.str());
+        };
         const auto t0 = std::chrono::steady_clock::now();
         for (long step = model.steps + 1; step <= opt.steps; ++step) {
           for (int i = 0; i < B; ++i) {
@@ -277,18 +362,28 @@ TrainResult run_train(const TrainOptions& opt) {
           result.losses.push_back(loss);
           ++result.steps_this_run;
           progress.update(step, loss);
+          if (n_val > 0 && (step % opt.validate_every == 0 || step == opt.steps)) validate(step);
           if (opt.checkpoint_every > 0 && step % opt.checkpoint_every == 0 && step < opt.steps)
-            save_checkpoint(opt.out, trainer, settings, opt.input, result.losses, nullptr);
+            save_checkpoint(opt.out, trainer, settings, opt.input, result.losses, result.validation, nullptr);
         }
         progress.finish();
         result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        save_checkpoint(opt.out, trainer, settings, opt.input, result.losses, &result.model);
+        save_checkpoint(opt.out, trainer, settings, opt.input, result.losses, result.validation, &result.model);
       },
       oom_hint);
   out << "train: wrote " << opt.out << " (step " << result.model.steps << ", " << result.steps_this_run
       << " steps in " << TrainingProgress::format_duration(result.seconds) << ")\n";
+  if (!result.validation.empty()) {
+    const auto best = std::max_element(result.validation.begin(), result.validation.end(),
+                                       [](const auto& a, const auto& b) { return a.psnr < b.psnr; });
+    out << "validation: best PSNR " << best->psnr << " dB at step " << best->step << " of " << result.model.steps
+        << (opt.best.empty() ? "" : " (weights in " + opt.best + ")") << ", last " << result.validation.back().psnr
+        << " dB\n";
+  }
   if (!opt.loss_plot.empty()) {
-    write_loss_plot(opt.loss_plot, result.losses, 1);
+    std::vector<ValidationPoint> points;
+    for (const auto& v : result.validation) points.push_back({v.step, double(v.psnr)});
+    write_loss_plot(opt.loss_plot, result.losses, 1, points);
     out << "train: wrote the loss curve " << opt.loss_plot << "\n";
   }
   return result;

@@ -10,6 +10,14 @@
 // draws the same batches as an uninterrupted one). Checkpoints (weights, Adam state, step count
 // and the loss history) go atomically to --out every --checkpoint-every steps and at the end;
 // --resume continues from --out after checking that every setting matches.
+//
+// Validation (--validation F > 0, as CSBDeep's validation split): the last round(F * pairs) of the
+// training pairs (drawn at random positions, so a random subset) are held out of the batches; every
+// --validate-every steps and at the end the network (no dropout) is scored on them with the loss's
+// per-patch PSNR, printed and kept in the model file. --best FILE receives (atomically) the weights
+// of the best score so far, for data small enough that longer training starts to fit them. The
+// held-out pairs come from the same planes as the others: they measure fitting, not generalization
+// to other volumes.
 #pragma once
 #include <cstdint>
 #include <cstdio>
@@ -44,6 +52,9 @@ struct TrainOptions {
   std::string math = "fp32";    // --math: fp32 | tf32 (TrainerOptions::conv.math; CUDA only; not a model setting)
   bool record_steps = false;    // --record-steps: TrainerOptions::record_steps (CUDA graphs; same results)
   long checkpoint_every = 500;  // 0: only at the end
+  double validation = 0;        // fraction of the training pairs held out for a validation PSNR (0: none)
+  long validate_every = 100;    // steps between validation scores (and one at the end)
+  std::string best;             // file for the weights with the best validation PSNR ("" = none)
   bool resume = false;
   std::string loss_plot;     // PNG of the training PSNR per step ("" = none)
   std::string out;           // the model file (also the checkpoint)
@@ -55,6 +66,12 @@ struct TrainResult {
   Model model;                 // as written to --out
   SubsamplingFactor factor;
   std::vector<float> losses;   // loss of every step of the whole run (resumed runs included)
+  struct Validation {
+    long step;
+    float psnr;                // mean per-patch PSNR (dB) of the held-out pairs, no dropout
+  };
+  std::vector<Validation> validation;  // every validation score of the whole run (resumed runs included)
+  int validation_pairs = 0;
   long steps_this_run = 0;
   double seconds = 0;          // training loop wall time of this run
   int pairs = 0;

@@ -59,7 +59,8 @@ std::string number(double v, int decimals) {
 
 }  // namespace
 
-Gray8 render_loss_plot(const std::vector<float>& losses, long first_step, int width, int height) {
+Gray8 render_loss_plot(const std::vector<float>& losses, long first_step, int width, int height,
+                       const std::vector<ValidationPoint>& validation) {
   ISONET_CHECK(width >= 120 && height >= 60, "loss plot: size ", width, "x", height, " too small");
   std::vector<double> psnr;  // -loss, non-finite values skipped in the range
   double lo = INFINITY, hi = -INFINITY;
@@ -71,6 +72,11 @@ Gray8 render_loss_plot(const std::vector<float>& losses, long first_step, int wi
     }
   }
   ISONET_CHECK(std::isfinite(lo), "loss plot: no finite loss to plot");
+  for (const ValidationPoint& v : validation)
+    if (std::isfinite(v.psnr)) {
+      lo = std::min(lo, v.psnr);
+      hi = std::max(hi, v.psnr);
+    }
   if (hi - lo < 1e-6) {
     lo -= 0.5;
     hi += 0.5;
@@ -121,6 +127,24 @@ Gray8 render_loss_plot(const std::vector<float>& losses, long first_step, int wi
     if (count > 0) smooth[i] = sum / double(count);
   }
   draw(smooth, 0);
+  // Validation scores: a dotted line through hollow 5x5 squares, at their steps' x positions.
+  int vx0 = -1, vy0 = 0;
+  for (const ValidationPoint& v : validation) {
+    const long i = v.step - first_step;
+    if (!std::isfinite(v.psnr) || i < 0 || i >= long(n)) continue;
+    const int x = px(size_t(i)), y = py(v.psnr);
+    if (vx0 >= 0)
+      for (int k = 0, steps = std::max(std::abs(x - vx0), std::abs(y - vy0)); k <= steps; k += 3)
+        c.set(vx0 + (x - vx0) * k / std::max(steps, 1), vy0 + (y - vy0) * k / std::max(steps, 1), 0);
+    for (int d = -2; d <= 2; ++d) {
+      c.set(x + d, y - 2, 0);
+      c.set(x + d, y + 2, 0);
+      c.set(x - 2, y + d, 0);
+      c.set(x + 2, y + d, 0);
+    }
+    vx0 = x;
+    vy0 = y;
+  }
   // Labels: PSNR range on the left, step range below.
   const int decimals = hi - lo < 1 ? 2 : 1;
   c.text(2, top, number(hi, decimals), 0);
@@ -131,8 +155,9 @@ Gray8 render_loss_plot(const std::vector<float>& losses, long first_step, int wi
   return img;
 }
 
-void write_loss_plot(const std::string& path, const std::vector<float>& losses, long first_step) {
-  write_png(path, render_loss_plot(losses, first_step));
+void write_loss_plot(const std::string& path, const std::vector<float>& losses, long first_step,
+                     const std::vector<ValidationPoint>& validation) {
+  write_png(path, render_loss_plot(losses, first_step, 640, 360, validation));
 }
 
 }  // namespace isonet::app

@@ -104,6 +104,12 @@ int main(int argc, char** argv) {
   train->add_option("--checkpoint-every", tr.checkpoint_every, "write the checkpoint every K steps (0 = at the end only)")
       ->capture_default_str();
   train->add_flag("--resume", tr.resume, "continue from the checkpoint in --out (same settings)");
+  train->add_option("--validation", tr.validation,
+                    "fraction of the training pairs held out and scored (validation PSNR, no dropout); 0 = none")
+      ->capture_default_str();
+  train->add_option("--validate-every", tr.validate_every, "steps between validation scores (and one at the end)")
+      ->capture_default_str();
+  train->add_option("--best", tr.best, "model file for the weights with the best validation PSNR (needs --validation)");
   train->add_option("--loss-plot", tr.loss_plot, "PNG of the training PSNR per step");
   train->add_option("--out", tr.out, "model file (safetensors; also the checkpoint)")->required();
   add_conv(train, tr.conv);

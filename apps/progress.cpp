@@ -62,6 +62,14 @@ void TrainingProgress::update(long step, float loss) {
   if (since >= (tty_ ? 0.25 : interval_s_) || (tty_ && step == first_ + 1)) emit(step, false);
 }
 
+void TrainingProgress::message(const std::string& line) {
+  if (!out_) return;
+  if (line_open_) std::fputc('\n', out_);
+  line_open_ = false;
+  std::fprintf(out_, "%s\n", line.c_str());
+  std::fflush(out_);
+}
+
 void TrainingProgress::finish() {
   if (last_step_seen_ > first_) emit(last_step_seen_, true);
   else if (line_open_ && out_) std::fputc('\n', out_);

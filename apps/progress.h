@@ -18,6 +18,9 @@ class TrainingProgress {
   void update(long step, float loss);
   // Ends the report (a final line with the totals).
   void finish();
+  // A line of its own between the progress lines (e.g. a validation score); on a terminal the
+  // progress line being rewritten is ended first.
+  void message(const std::string& line);
 
   // The text of a report line (for tests): "step 120/1000  loss -24.31  PSNR 24.31 dB  ...".
   static std::string format_line(long step, long last_step, double mean_loss, double patches_per_s,

@@ -120,6 +120,70 @@ TEST_CASE("train: --record-steps trains the same model bit for bit") {
   CHECK(recorded.model.weights == plain.model.weights);
 }
 
+TEST_CASE("train: --validation scores held-out pairs without changing training, --best keeps the best weights") {
+  test::TempDir dir;
+  const std::string input = simulated_input(dir);
+  TrainOptions o = small_training(dir, input, "validated.safetensors");
+  o.validation = 0.25;
+  o.validate_every = 2;
+  o.best = dir.file("best.safetensors");
+  const TrainResult a = run_train(o);
+  CHECK(a.validation_pairs == 6);  // round(0.25 * 24)
+  CHECK(a.pairs == 18);
+  REQUIRE(a.validation.size() == 3);
+  for (size_t i = 0; i < 3; ++i) {
+    CHECK(a.validation[i].step == long(2 * (i + 1)));
+    CHECK(std::isfinite(a.validation[i].psnr));
+  }
+  // The history is in the model file, so a resumed run and the user both see it.
+  const std::string extra = load_model(o.out).metadata.extra_json;
+  CHECK(contains(extra, "\"validation_history\""));
+
+  // Scoring in between does not touch training: validating only at the end gives the same weights
+  // and the same final score, bit for bit.
+  TrainOptions rare = small_training(dir, input, "rare.safetensors");
+  rare.validation = 0.25;
+  rare.validate_every = 1000;
+  const TrainResult b = run_train(rare);
+  REQUIRE(b.validation.size() == 1);
+  CHECK(b.validation[0].step == 6);
+  CHECK(b.validation[0].psnr == a.validation[2].psnr);
+  CHECK(b.model.weights == a.model.weights);
+  CHECK(b.losses == a.losses);
+
+  // --best holds the weights of the best-scoring step: those of a run stopped there.
+  const auto best = *std::max_element(a.validation.begin(), a.validation.end(),
+                                      [](const auto& x, const auto& y) { return x.psnr < y.psnr; });
+  const Model best_model = load_model(o.best);
+  CHECK(best_model.steps == best.step);
+  TrainOptions stopped = small_training(dir, input, "stopped.safetensors");
+  stopped.validation = 0.25;
+  stopped.steps = best.step;
+  CHECK(run_train(stopped).model.weights == best_model.weights);
+
+  // Resumed: the same scores at the uninterrupted run's steps (plus one where the first part ended).
+  TrainOptions part = o;
+  part.out = dir.file("part.safetensors");
+  part.best = dir.file("part_best.safetensors");
+  part.steps = 3;
+  run_train(part);
+  part.steps = 6;
+  part.resume = true;
+  const TrainResult resumed = run_train(part);
+  REQUIRE(resumed.validation.size() == 4);  // steps 2, 3, 4, 6
+  CHECK(resumed.validation[0].psnr == a.validation[0].psnr);
+  CHECK(resumed.validation[2].psnr == a.validation[1].psnr);
+  CHECK(resumed.validation[3].psnr == a.validation[2].psnr);
+  CHECK(resumed.model.weights == a.model.weights);
+  CHECK(load_model(part.best).steps == best_model.steps);
+  // Resuming without --validation is refused: the batches would come from other pairs.
+  TrainOptions without = part;
+  without.validation = 0;
+  without.best.clear();
+  without.steps = 8;
+  CHECK(contains(error_of([&] { run_train(without); }), "validation: checkpoint 0.25, now (none)"));
+}
+
 TEST_CASE("train: errors a user can act on, and no model file written") {
   test::TempDir dir;
   Volume v(6, 24, 24, 1.f);
@@ -179,6 +243,26 @@ TEST_CASE("train: errors a user can act on, and no model file written") {
   big_patch.patch = 32;
   CHECK(contains(error_of([&] { run_train(big_patch); }), "larger than the lateral plane"));
 
+  // Validation settings that cannot work.
+  TrainOptions best_alone = o;
+  best_alone.subsample = 2;
+  best_alone.best = dir.file("best.safetensors");
+  CHECK(contains(error_of([&] { run_train(best_alone); }), "--best needs --validation"));
+  TrainOptions all_held = o;
+  all_held.subsample = 2;
+  all_held.validation = 1.0;
+  CHECK(contains(error_of([&] { run_train(all_held); }), "--validation must be a fraction in [0, 1)"));
+  TrainOptions same_file = o;
+  same_file.subsample = 2;
+  same_file.validation = 0.2;
+  same_file.best = same_file.out;
+  CHECK(contains(error_of([&] { run_train(same_file); }), "--best must name another file"));
+  TrainOptions one_pair = o;
+  one_pair.subsample = 2;
+  one_pair.patches = 1;
+  one_pair.validation = 0.1;
+  CHECK(contains(error_of([&] { run_train(one_pair); }), "leaves no training pair of 1"));
+
   auto names = dir.entries();
   std::sort(names.begin(), names.end());
   CHECK(names == std::vector<std::string>{"flat.tif", "inf.tif", "plain.tif"});
@@ -201,4 +285,16 @@ TEST_CASE("loss plot: the curve is drawn inside the frame") {
   CHECK(dark(300, 310, 120, 178) == 0);
   CHECK(dark(50, 60, 120, 180) > 0);
   CHECK_THROWS_AS(render_loss_plot({NAN}, 1), Error);
+
+  // A validation score above every training PSNR widens the range and is drawn at its step: a
+  // hollow square at the top of the plot at step 100 (x ~ 48 + 99/199 * 262), nothing there without it.
+  const Gray8 with = render_loss_plot(losses, 1, 320, 200, {{100, 25.0}});
+  auto dark_in = [&](const Gray8& g, int x0, int x1, int y0, int y1) {
+    int n = 0;
+    for (int y = y0; y < y1; ++y)
+      for (int x = x0; x < x1; ++x) n += g.pixels[size_t(y) * 320 + x] < 60;
+    return n;
+  };
+  CHECK(dark_in(with, 174, 185, 8, 24) >= 8);
+  CHECK(dark_in(img, 174, 185, 8, 24) == 0);
 }
