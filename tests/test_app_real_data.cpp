@@ -7,7 +7,7 @@
 // whose split kernel is a delta); bench/real_heldout.py runs the same experiment at other factors
 // and PSFs (bench/results/2026-11-23_real_golgi_heldout.md: an axially elongated training PSF
 // makes IsoNet-2 sharpen beyond this ground truth and lose to interpolation).
-// LONG for a unit test: ~15 s on 2 idle cores.
+// About 8 s on 2 idle cores.
 #include <cstdio>
 #include <sstream>
 #include <vector>
@@ -36,7 +36,7 @@ Volume take_planes(const Volume& v, const std::vector<int>& planes) {
 
 }  // namespace
 
-TEST_CASE("real data (LONG, ~15 s): IsoNet-2 restores held-out planes of the Golgi volume better than cubic upsampling") {
+TEST_CASE("real data: IsoNet-2 restores held-out planes of the Golgi volume better than cubic upsampling") {
   const std::string path = test::source_path("../shared/data/real/neubias_golgi_bfa.tif");
   const Volume gt = read_tiff(path);
   REQUIRE(gt.nz == 25);
@@ -54,7 +54,7 @@ TEST_CASE("real data (LONG, ~15 s): IsoNet-2 restores held-out planes of the Gol
   to.psf = "gaussian:1,1";
   to.subsample = kFactor;
   to.model = "isonet2";
-  to.steps = 200;
+  to.steps = 100;
   to.batch = 16;
   to.patch = 48;
   to.patches = 1024;
@@ -79,7 +79,7 @@ TEST_CASE("real data (LONG, ~15 s): IsoNet-2 restores held-out planes of the Gol
   const double psnr_isonet = psnr(take_planes(restored, held), gt_held);
   std::printf("real data (Golgi, every 4th plane kept): held-out PSNR cubic %.2f dB, IsoNet-2 %.2f dB (%ld steps in %.1f s)\n",
               psnr_cubic, psnr_isonet, tr.model.steps, tr.seconds);
-  // Margin 0.3 dB: development runs gained 0.7-1.1 dB over cubic (seeds 1-3, 150-300 steps); the
+  // Margin 0.3 dB: development runs gained 0.7-1.1 dB over cubic (seeds 1-3, 100-300 steps); the
   // run is deterministic on the CPU, so the margin absorbs builds that round differently (non-AVX2,
   // FFT vs direct convolutions), not chance.
   CHECK(psnr_isonet > psnr_cubic + 0.3);
