@@ -55,7 +55,7 @@ Volume run_deconv(const DeconvOptions& opt) {
   ISONET_CHECK(!opt.output.empty(), "deconv: --output is required");
   ISONET_CHECK(opt.iterations >= 0, "deconv: --iterations must be >= 0, got ", opt.iterations);
   TiffInfo info;
-  const Volume image = read_volume(opt.input, "input", &info, 1);
+  const Volume image = read_volume(opt.input, "input", &info, 1, opt.select);
   const PsfSpec spec = parse_psf_spec(opt.psf);
   PsfBuildContext ctx;
   ctx.units = parse_psf_units(opt.psf_units);

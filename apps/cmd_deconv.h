@@ -4,12 +4,14 @@
 #pragma once
 #include <string>
 
+#include "imaging/tiff.h"
 #include "imaging/volume.h"
 
 namespace isonet::app {
 
 struct DeconvOptions {
   std::string input, output;
+  TiffSelection select;  // --channel / --frame of a hyperstack input
   std::string psf;
   std::string psf_units = "px";
   std::string psf_voxel;  // Z,Y,X of a measured PSF file without metadata

@@ -199,7 +199,7 @@ Volume run_restore(const RestoreOptions& opt) {
   require_file(opt.model, "model");
   const Model model = load_model(opt.model);
   TiffInfo info;
-  const Volume input = read_volume(opt.input, "input", &info);
+  const Volume input = read_volume(opt.input, "input", &info, 2, opt.select);
   RestoreSettings st;
   st.device = select_device(opt.device);
   st.interp = opt.interp.empty() ? model_interp(model) : parse_interp(opt.interp.c_str());
@@ -217,6 +217,8 @@ Volume run_restore(const RestoreOptions& opt) {
   if (st.interp != model_interp(model))
     out << "warning: upsampling with " << interp_name(st.interp) << " interpolation, the model was trained on "
         << interp_name(model_interp(model)) << "-upsampled inputs\n";
+  if (info.channels > 1 || info.frames > 1)
+    out << "input: " << opt.input << " " << input.shape_str() << describe_selection(info, opt.select) << "\n";
   if (info.has_z_spacing && input.voxel.x > 0 && !nearly_equal(input.voxel.z / input.voxel.x, S, 1e-2))
     out << "warning: the input's voxel size gives S = " << format_exact(input.voxel.z) << "/"
         << format_exact(input.voxel.x) << " = " << format_exact(input.voxel.z / input.voxel.x, 6)

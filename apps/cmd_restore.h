@@ -34,6 +34,7 @@
 #include <string>
 
 #include "imaging/resample.h"
+#include "imaging/tiff.h"
 #include "imaging/volume.h"
 #include "kernels/conv2d.h"
 #include "kernels/device.h"
@@ -69,6 +70,7 @@ Volume restore_volume(const Model& model, const Volume& input, const RestoreSett
 
 struct RestoreOptions {
   std::string model, input, output;
+  TiffSelection select;           // --channel / --frame of a hyperstack input
   std::string device = "auto";
   double max_memory_mb = 4096;
   std::string interp;             // "" = the model's training interpolation

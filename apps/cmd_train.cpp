@@ -74,8 +74,10 @@ json train_settings(const TrainOptions& opt, double factor, int patches, const N
               {"subsampling", factor},
               {"normalization_low_value", norm.p_lo},
               {"normalization_high_value", norm.p_hi}};
-  // Only when used, so that checkpoints written before validation existed still resume.
+  // Only when used, so that checkpoints written before these options existed still resume.
   if (opt.validation > 0) j["validation"] = opt.validation;
+  if (opt.select.channel >= 0) j["channel"] = opt.select.channel;
+  if (opt.select.frame >= 0) j["frame"] = opt.select.frame;
   return j;
 }
 
@@ -216,13 +218,14 @@ TrainResult run_train(const TrainOptions& opt) {
 
   // Data and the subsampling factor, stated exactly.
   TiffInfo info;
-  Volume data = read_volume(opt.input, "input", &info);
+  Volume data = read_volume(opt.input, "input", &info, 2, opt.select);
   if (!voxel_override.empty()) data.voxel = VoxelSize{voxel_override[0], voxel_override[1], voxel_override[2], "um"};
   const SubsamplingFactor factor = determine_subsampling(info, opt.subsample, voxel_override, opt.input);
   out << factor.message << "\n";
   if (!factor.warning.empty()) out << factor.warning << "\n";
   const double S = factor.factor;
-  out << "input: " << opt.input << " " << data.shape_str() << ", voxel " << describe_voxel(data.voxel) << "\n";
+  out << "input: " << opt.input << " " << data.shape_str() << describe_selection(info, opt.select) << ", voxel "
+      << describe_voxel(data.voxel) << "\n";
   ISONET_CHECK(opt.patch <= data.ny && opt.patch <= data.nx, "train: --patch ", opt.patch,
                " is larger than the lateral plane ", data.ny, "x", data.nx, ": use a --patch <= ",
                (std::min(data.ny, data.nx) / 4) * 4, " (a multiple of 4)");

@@ -25,12 +25,14 @@
 #include <vector>
 
 #include "apps/subsampling.h"
+#include "imaging/tiff.h"
 #include "nn/model.h"
 
 namespace isonet::app {
 
 struct TrainOptions {
   std::string input;
+  TiffSelection select;      // --channel / --frame of a hyperstack input
   std::string psf;
   std::string psf_units = "px";
   std::string psf_voxel;     // Z,Y,X of a measured PSF file without metadata

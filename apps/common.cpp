@@ -22,16 +22,32 @@ void require_file(const std::string& path, const char* what) {
   ISONET_CHECK(S_ISREG(st.st_mode), what, " '", path, "' is not a regular file");
 }
 
-Volume read_volume(const std::string& path, const char* what, TiffInfo* info, int min_planes) {
+Volume read_volume(const std::string& path, const char* what, TiffInfo* info, int min_planes,
+                   const TiffSelection& select) {
   require_file(path, what);
+  // A hyperstack needs a choice; say it in the command line's words before reading any pixels.
+  const TiffInfo header = read_tiff_info(path, select);
+  ISONET_CHECK(header.channels == 1 || select.channel >= 0, what, " '", path, "' is an ImageJ hyperstack with ",
+               header.channels, " channels: choose one with --channel 0..", header.channels - 1);
+  ISONET_CHECK(header.frames == 1 || select.frame >= 0, what, " '", path, "' is an ImageJ hyperstack with ",
+               header.frames, " time points: choose one with --frame 0..", header.frames - 1);
   TiffInfo local;
-  Volume v = read_tiff(path, &local);
+  Volume v = read_tiff(path, &local, select);
   if (info) *info = local;
   ISONET_CHECK(v.nz >= min_planes, what, " '", path, "' has shape ", v.shape_str(), ": a 3D volume (Z,Y,X) with at least ",
                min_planes, " planes is needed (a 2D image or a single plane cannot be used here)");
   const std::string label = std::string(what) + " '" + path + "'";
   require_finite(v, label.c_str());
   return v;
+}
+
+std::string describe_selection(const TiffInfo& info, const TiffSelection& select) {
+  std::string s;
+  if (info.channels > 1)
+    s += ", channel " + std::to_string(select.channel) + " of " + std::to_string(info.channels);
+  if (info.frames > 1)
+    s += ", time point " + std::to_string(select.frame) + " of " + std::to_string(info.frames);
+  return s;
 }
 
 std::string format_exact(double v, int min_decimals) {

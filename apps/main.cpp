@@ -43,6 +43,12 @@ void add_psf(CLI::App* cmd, std::string& psf, std::string& units, std::string& p
       ->capture_default_str();
 }
 
+// --channel and --frame: which volume of an ImageJ hyperstack input to use.
+void add_selection(CLI::App* cmd, TiffSelection& select) {
+  cmd->add_option("--channel", select.channel, "channel of a multi-channel hyperstack input (0-based)");
+  cmd->add_option("--frame", select.frame, "time point of a hyperstack input with several (0-based)");
+}
+
 // --conv and --math of train and restore (TrainerOptions::conv); run_* parse them again with a
 // clear error.
 void add_conv(CLI::App* cmd, std::string& conv) {
@@ -79,6 +85,7 @@ int main(int argc, char** argv) {
   TrainOptions tr;
   auto* train = app.add_subcommand("train", "train IsoNet on one anisotropic volume (training pairs from its lateral planes)");
   train->add_option("--input", tr.input, "anisotropic volume (TIFF, ZYX)")->required();
+  add_selection(train, tr.select);
   add_psf(train, tr.psf, tr.psf_units, tr.psf_voxel, tr.psf_size, true);
   train->add_option("--subsample", tr.subsample,
                     "axial subsampling factor S = z step / lateral pixel size (default: from the TIFF voxel size)");
@@ -124,6 +131,7 @@ int main(int argc, char** argv) {
   auto* restore = app.add_subcommand("restore", "restore isotropic resolution with a trained model");
   restore->add_option("--model", rs.model, "model file written by train")->required();
   restore->add_option("--input", rs.input, "anisotropic volume (TIFF, ZYX)")->required();
+  add_selection(restore, rs.select);
   restore->add_option("--output", rs.output, "restored volume (TIFF, z spacing = lateral pixel size)")->required();
   add_device(restore, rs.device);
   restore->add_option("--max-memory", rs.max_memory_mb, "working memory of the network in MB (slabs/tiles beyond)")
@@ -173,6 +181,7 @@ int main(int argc, char** argv) {
   DeconvOptions dc;
   auto* deconv = app.add_subcommand("deconv", "Richardson-Lucy deconvolution");
   deconv->add_option("--input", dc.input, "volume (TIFF)")->required();
+  add_selection(deconv, dc.select);
   add_psf(deconv, dc.psf, dc.psf_units, dc.psf_voxel, dc.psf_size, true);
   deconv->add_option("--iterations", dc.iterations, "Richardson-Lucy iterations")->capture_default_str();
   deconv->add_option("--edge", dc.edge, "edge handling: reflect or masked")

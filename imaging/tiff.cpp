@@ -324,6 +324,7 @@ struct Metadata {
   VoxelSize voxel;
   bool has_z = false, has_xy = false, imagej = false;
   long imagej_images = 0;     // ImageJ images= (0 when absent)
+  long channels = 1, frames = 1;  // ImageJ hyperstack channels= and frames=
   double bounding_box_z = 0;  // z extent of a BoundingBox description (0 when absent)
   std::string description;
 };
@@ -343,16 +344,12 @@ Metadata read_metadata(TIFF* tif, const std::string& path, const PageFormat& f) 
       auto it = kv.find(key);
       return it == kv.end() ? 1 : std::strtol(it->second.c_str(), nullptr, 10);
     };
-    long channels = count("channels"), frames = count("frames");
-    if (channels > 1) {
-      read_fail(path, "ImageJ hyperstack with " + std::to_string(channels) +
-                          " channels: only single-channel volumes are supported, split the channels first "
-                          "(Image > Color > Split Channels) and save one channel per file");
-    }
-    if (frames > 1) {
-      read_fail(path, "ImageJ hyperstack with " + std::to_string(frames) +
-                          " time points (frames): save one time point per file (Image > Duplicate, one frame)");
-    }
+    m.channels = count("channels");
+    m.frames = count("frames");
+    // A bound that keeps channels * frames * pages far from overflow; real files have a few.
+    if (m.channels < 1 || m.frames < 1 || m.channels > 100000 || m.frames > 100000)
+      read_fail(path, "ImageJ description states channels=" + std::to_string(m.channels) + " and frames=" +
+                          std::to_string(m.frames) + " (damaged description)");
     if (kv.count("images")) m.imagej_images = count("images");
     double spacing;
     if (kv.count("spacing") && parse_number(kv["spacing"], spacing) && std::isfinite(spacing) && spacing > 0) {
@@ -409,9 +406,20 @@ Metadata read_metadata(TIFF* tif, const std::string& path, const PageFormat& f) 
 // The reader: one sequential pass over the directories (TIFFSetDirectory(k) would walk the IFD
 // chain from the start each time, quadratic in the number of pages).
 
+// The planes of one channel and one time point of a hyperstack: plane p of the file (counting
+// full-resolution pages, or the planes of a single-IFD ImageJ file) is channel p % C, slice
+// (p / C) % Z, frame p / (C * Z) (ImageJ's and tifffile's order).
+struct PlanePick {
+  long channels = 1, frames = 1;
+  int channel = 0, frame = 0;
+  long slices = 0;  // Z, from the total plane count
+  bool keep(long p) const { return p % channels == channel && p / (channels * slices) == frame; }
+};
+
 // ImageJ files over 4 GiB have a single IFD and images=N planes stored contiguously after the
-// first strip; read those planes directly (uncompressed, strips contiguous).
-void read_imagej_contiguous(TIFF* tif, const PageFormat& f, long images, const std::string& path, Volume* out) {
+// first strip; read those planes directly (uncompressed, strips contiguous), keeping the picked ones.
+void read_imagej_contiguous(TIFF* tif, const PageFormat& f, long images, const PlanePick& pick, const std::string& path,
+                            Volume* out) {
   if (f.tiled || f.compression != COMPRESSION_NONE) {
     read_fail(path, "ImageJ says images=" + std::to_string(images) +
                         " but the file has one compressed or tiled page: cannot read the other planes");
@@ -441,17 +449,49 @@ void read_imagej_contiguous(TIFF* tif, const PageFormat& f, long images, const s
   if (fseeko(file.get(), off_t(offsets[0]), SEEK_SET) != 0) read_fail(path, "cannot seek");
   std::vector<uint8_t> buf(plane_bytes);
   const bool swap = TIFFIsByteSwapped(tif);
-  for (long z = 0; z < images; ++z) {
+  int kept = 0;
+  for (long p = 0; p < images; ++p) {
+    if (!pick.keep(p)) {
+      if (fseeko(file.get(), off_t(plane_bytes), SEEK_CUR) != 0) read_fail(path, "cannot seek");
+      continue;
+    }
     if (std::fread(buf.data(), 1, plane_bytes, file.get()) != plane_bytes) read_fail(path, "short read (truncated file)");
     if (swap && bps > 1) {
       for (size_t i = 0; i < plane_bytes; i += bps) std::reverse(buf.begin() + i, buf.begin() + i + bps);
     }
-    to_float(f.type, buf.data(), out->plane_ptr(int(z)), size_t(f.width) * f.height);
+    to_float(f.type, buf.data(), out->plane_ptr(kept++), size_t(f.width) * f.height);
   }
 }
 
-// Reads the header information and, when `out` is given, the pixels.
-TiffInfo read_impl(const std::string& path, Volume* out) {
+// Which planes to read: checks the selection against the file's channels and frames (when pixels
+// are read, a file with several must be given one) and that the plane count divides into them.
+PlanePick pick_planes(const Metadata& meta, const TiffSelection& select, long total_planes, bool reading,
+                      const std::string& path) {
+  PlanePick pick;
+  pick.channels = meta.channels;
+  pick.frames = meta.frames;
+  auto choose = [&](int wanted, long count, const char* what, const char* plural) {
+    if (wanted >= count || wanted < -1)
+      read_fail(path, std::string(what) + " " + std::to_string(wanted) + " does not exist: the file has " +
+                          std::to_string(count) + " " + plural + " (0.." + std::to_string(count - 1) + ")");
+    if (wanted < 0 && count > 1 && reading)
+      read_fail(path, "ImageJ hyperstack with " + std::to_string(count) + " " + plural + ": select one (0.." +
+                          std::to_string(count - 1) + ")");
+    return wanted < 0 ? 0 : wanted;
+  };
+  pick.channel = choose(select.channel, pick.channels, "channel", "channels");
+  pick.frame = choose(select.frame, pick.frames, "time point", "time points (frames)");
+  const long per_volume = pick.channels * pick.frames;
+  if (total_planes % per_volume != 0)
+    read_fail(path, "has " + std::to_string(total_planes) + " planes, not a multiple of its " +
+                        std::to_string(pick.channels) + " channels x " + std::to_string(pick.frames) +
+                        " time points (truncated or damaged hyperstack)");
+  pick.slices = total_planes / per_volume;
+  return pick;
+}
+
+// Reads the header information and, when `out` is given, the pixels of the selected volume.
+TiffInfo read_impl(const std::string& path, Volume* out, const TiffSelection& select) {
   TiffPtr holder = open_for_reading(path);
   TIFF* tif = holder.get();
   // Skip leading reduced-resolution pages (thumbnails) to find the first full page.
@@ -483,7 +523,16 @@ TiffInfo read_impl(const std::string& path, Volume* out) {
 
   const size_t plane = size_t(first.width) * first.height;
   const bool contiguous_imagej = meta.imagej && meta.imagej_images > 1 && ndirs - dir == 1;
-  const size_t max_pages = contiguous_imagej ? size_t(meta.imagej_images) : size_t(ndirs - dir);
+  // Every full-resolution page (thumbnails are rare and only ever leading or trailing), or the
+  // planes of a single-IFD ImageJ file; with several channels or frames, the picked ones only.
+  const long total_planes = contiguous_imagej ? meta.imagej_images : long(ndirs - dir);
+  const bool hyperstack = meta.channels > 1 || meta.frames > 1;
+  const PlanePick pick = pick_planes(meta, select, hyperstack && meta.imagej_images > 0 ? meta.imagej_images
+                                                                                          : total_planes,
+                                     out != nullptr, path);
+  info.channels = int(meta.channels);
+  info.frames = int(meta.frames);
+  const size_t max_pages = size_t(hyperstack ? pick.slices : total_planes);
   // Plausibility of the stated size before allocating: a corrupt header must not make us
   // allocate (and zero) gigabytes. Uncompressed pages need their bytes in the file; compressed
   // data are allowed a decompression ratio of 1e5 (deflate tops out near 1000, LZW near 1300).
@@ -511,22 +560,27 @@ TiffInfo read_impl(const std::string& path, Volume* out) {
     out->nx = info.nx;
   }
 
-  int pages = 0;
+  int pages = 0;  // planes of the picked volume read (or counted)
+  long page = 0;  // full-resolution pages seen
   if (contiguous_imagej) {
     grow(max_pages);
-    read_imagej_contiguous(tif, first, meta.imagej_images, path, out);
+    read_imagej_contiguous(tif, first, meta.imagej_images, pick, path, out);
     pages = int(max_pages);
+    page = total_planes;
   } else {
     for (;;) {
       if (!is_reduced_resolution(tif)) {
-        PageFormat f = pages == 0 ? first : read_page_format(tif, path, dir);
+        PageFormat f = page == 0 ? first : read_page_format(tif, path, dir);
         if (f.width != first.width || f.height != first.height || f.type != first.type) {
           read_fail(path, "page " + std::to_string(dir) + " is " + f.describe() + " but page 0 is " + first.describe() +
                               ": pages of differing size or type cannot form a volume");
         }
-        grow(size_t(pages) + 1);
-        if (out) read_page_pixels(tif, f, out->data.data() + plane * pages, path, dir);
-        ++pages;
+        if (!hyperstack || pick.keep(page)) {
+          grow(size_t(pages) + 1);
+          if (out) read_page_pixels(tif, f, out->data.data() + plane * pages, path, dir);
+          ++pages;
+        }
+        ++page;
       }
       if (TIFFLastDirectory(tif)) break;
       if (!TIFFReadDirectory(tif)) read_fail(path, "cannot read image directory " + std::to_string(dir + 1));
@@ -534,6 +588,10 @@ TiffInfo read_impl(const std::string& path, Volume* out) {
     }
   }
   if (!t_libtiff_errors.empty()) read_fail(path, "libtiff reported errors while reading");
+  if (hyperstack && page != pick.channels * pick.frames * pick.slices)
+    read_fail(path, "has " + std::to_string(page) + " pages, but its description says " +
+                        std::to_string(pick.channels) + " channels x " + std::to_string(pick.slices) + " slices x " +
+                        std::to_string(pick.frames) + " time points (truncated or damaged hyperstack)");
   info.nz = pages;
   if (meta.bounding_box_z > 0 && !meta.has_z) {
     meta.voxel.z = meta.bounding_box_z / pages;
@@ -553,11 +611,13 @@ TiffInfo read_impl(const std::string& path, Volume* out) {
 
 }  // namespace
 
-TiffInfo read_tiff_info(const std::string& path) { return read_impl(path, nullptr); }
+TiffInfo read_tiff_info(const std::string& path, const TiffSelection& select) {
+  return read_impl(path, nullptr, select);
+}
 
-Volume read_tiff(const std::string& path, TiffInfo* info) {
+Volume read_tiff(const std::string& path, TiffInfo* info, const TiffSelection& select) {
   Volume v;
-  TiffInfo i = read_impl(path, &v);
+  TiffInfo i = read_impl(path, &v, select);
   if (info) *info = i;
   return v;
 }

@@ -29,7 +29,8 @@ enum class SampleType { U8, U16, F32, I8, I16, U32, I32, F64 };
 const char* sample_type_name(SampleType t);  // "uint8", "uint16", "float32", ...
 
 struct TiffInfo {
-  int nz = 0, ny = 0, nx = 0;  // nz = number of full-resolution pages (or ImageJ images=)
+  int nz = 0, ny = 0, nx = 0;  // nz = planes of the (selected) volume: full-resolution pages / (channels * frames)
+  int channels = 1, frames = 1;  // of an ImageJ hyperstack (channels= and frames=)
   SampleType type = SampleType::F32;
   VoxelSize voxel;
   bool has_z_spacing = false;  // the file stated a z step (ImageJ spacing= or BoundingBox)
@@ -41,15 +42,25 @@ struct TiffInfo {
   std::string description;  // ImageDescription of the first page
 };
 
-// Reads only the header information. Throws isonet::Error naming the file and the problem.
-TiffInfo read_tiff_info(const std::string& path);
+// Which volume of an ImageJ hyperstack (channels= / frames= in its description; planes stored
+// channel fastest, then slice, then frame, as ImageJ and tifffile write them) to read: the ZYX
+// stack of one channel at one time point. -1: the file must have only one channel (frame).
+struct TiffSelection {
+  int channel = -1;
+  int frame = -1;
+};
 
-// Reads the whole volume. Refuses (with a message saying what was found) multi-channel or
-// multi-timepoint hyperstacks, RGB/palette images, pages of differing size or type, and
-// unsupported sample formats; corrupt or truncated files give an error naming the file, never a
-// crash. Reduced-resolution pages (thumbnails, NewSubfileType bit 0) are skipped. `info`, when
-// given, receives the same information read_tiff_info returns.
-Volume read_tiff(const std::string& path, TiffInfo* info = nullptr);
+// Reads only the header information (nz = planes of one selected volume; channels and frames of
+// the file; no selection is needed here). Throws isonet::Error naming the file and the problem.
+TiffInfo read_tiff_info(const std::string& path, const TiffSelection& select = {});
+
+// Reads the whole volume. Refuses (with a message saying what was found) a hyperstack with several
+// channels or time points unless `select` picks one, OME-TIFF with several channels or time points,
+// RGB/palette images, pages of differing size or type, and unsupported sample formats; corrupt or
+// truncated files give an error naming the file, never a crash. Reduced-resolution pages
+// (thumbnails, NewSubfileType bit 0) are skipped. `info`, when given, receives the same
+// information read_tiff_info returns.
+Volume read_tiff(const std::string& path, TiffInfo* info = nullptr, const TiffSelection& select = {});
 
 struct TiffWriteOptions {
   SampleType type = SampleType::F32;  // U8, U16 or F32

@@ -164,8 +164,15 @@ def cmd_write(d):
         tw.write(u8[0])
         tw.write(u8[1].astype(np.uint16))
     refuse["bad_types"] = "differing size or type"
+    # A TZCYX hyperstack read one volume at a time: [file, channel, frame] -> the expected volume.
+    select = {}
+    hyper = rng.integers(0, 60000, size=(3, 4, 2, 8, 9), dtype=np.uint16)
+    tifffile.imwrite(p("hyper_tzcyx"), hyper, imagej=True, metadata={"axes": "TZCYX"})
+    for c, t in ((1, 2), (0, 0)):
+        save_expected(d, f"hyper_c{c}_t{t}", hyper[t, :, c])
+        select[f"hyper_c{c}_t{t}"] = ["hyper_tzcyx", c, t]
     with open(os.path.join(d, "index.json"), "w") as f:
-        json.dump({"read": written, "refuse": refuse}, f, indent=1)
+        json.dump({"read": written, "refuse": refuse, "select": select}, f, indent=1)
 
 
 def main(argv):

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "apps/cmd_deconv.h"
 #include "apps/cmd_simulate.h"
 #include "apps/common.h"
 #include "apps/psf_spec.h"
@@ -18,6 +19,7 @@
 #include "imaging/psf.h"
 #include "imaging/tiff.h"
 #include "kernels/error.h"
+#include "hyperstack_test_util.h"
 #include "test_util.h"
 
 using namespace isonet;
@@ -267,4 +269,36 @@ TEST_CASE("output sets are written all or nothing") {
   CHECK(names == std::vector<std::string>{"a.txt", "b.txt"});
   CHECK(read(dir.file("a.txt")) == "new a");
   CHECK(read(dir.file("b.txt")) == "new b");
+}
+
+TEST_CASE("hyperstack inputs: a command needs --channel/--frame where the file has several, and uses the one chosen") {
+  test::TempDir dir;
+  const std::string path = dir.file("two_channels.tif");
+  test::write_imagej_hyperstack(path, 2, 6, 1, 12, 10);
+  const std::string msg = error_of([&] { read_volume(path, "input"); });
+  CHECK(contains(msg, "input '" + path + "' is an ImageJ hyperstack with 2 channels: choose one with --channel 0..1"));
+  const Volume second = read_volume(path, "input", nullptr, 2, TiffSelection{1, -1});
+  REQUIRE(second.nz == 6);
+  CHECK(second.at(3, 2, 1) == float(test::hyperstack_value(1, 3, 0, 2, 1)));
+  CHECK(contains(error_of([&] { read_volume(path, "input", nullptr, 2, TiffSelection{2, -1}); }),
+                 "channel 2 does not exist"));
+
+  const std::string frames = dir.file("three_frames.tif");
+  test::write_imagej_hyperstack(frames, 1, 4, 3, 8, 8);
+  CHECK(contains(error_of([&] { read_volume(frames, "input"); }), "3 time points: choose one with --frame 0..2"));
+
+  // Through a command: deconv of channel 1 reads that channel (its output has its planes).
+  DeconvOptions d;
+  d.input = path;
+  d.select.channel = 1;
+  d.psf = "gaussian:1,1";
+  d.iterations = 1;
+  d.device = "cpu";
+  d.output = dir.file("deconv.tif");
+  d.quiet = true;
+  CHECK(run_deconv(d).nz == 6);
+  d.select.channel = -1;
+  d.output = dir.file("refused.tif");
+  CHECK(contains(error_of([&] { run_deconv(d); }), "--channel 0..1"));
+  CHECK(!std::ifstream(d.output).good());
 }

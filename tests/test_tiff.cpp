@@ -19,6 +19,7 @@
 #include "imaging/png_image.h"
 #include "imaging/tiff.h"
 #include "kernels/error.h"
+#include "hyperstack_test_util.h"
 #include "imaging_test_util.h"
 #include "test_util.h"
 
@@ -26,6 +27,8 @@ using namespace isonet;
 
 namespace {
 
+using test::contains;
+using test::error_of;
 using test::random_volume;
 
 using test::TempDir;
@@ -256,6 +259,78 @@ TEST_CASE("tiff: ImageJ's single-IFD layout (images=N planes after the first str
   CHECK_THROWS_AS(read_tiff(dir.file("short.tif")), Error);
 }
 
+TEST_CASE("tiff: one channel and time point of an ImageJ hyperstack, chosen; refusals list the choices") {
+  TempDir dir;
+  const int C = 3, Z = 4, T = 2, ny = 5, nx = 6;
+  const std::string path = dir.file("hyper.tif");
+  test::write_imagej_hyperstack(path, C, Z, T, ny, nx);
+  // The header alone needs no choice: the counts, and the planes of one volume.
+  const TiffInfo header = read_tiff_info(path);
+  CHECK(header.channels == C);
+  CHECK(header.frames == T);
+  CHECK(header.nz == Z);
+  for (int c : {0, 2})
+    for (int t : {0, 1}) {
+      TiffInfo info;
+      const Volume v = read_tiff(path, &info, TiffSelection{c, t});
+      REQUIRE(v.nz == Z);
+      CHECK(info.nz == Z);
+      CHECK(v.voxel.z == doctest::Approx(0.5));
+      CHECK(v.voxel.x == doctest::Approx(0.1));
+      bool same = true;
+      for (int z = 0; z < Z; ++z)
+        for (int y = 0; y < ny; ++y)
+          for (int x = 0; x < nx; ++x) same &= v.at(z, y, x) == float(test::hyperstack_value(c, z, t, y, x));
+      CHECK_MESSAGE(same, "channel ", c, " frame ", t);
+    }
+  // Pixels need a choice where there are several, and a choice that exists.
+  const std::string no_channel = error_of([&] { read_tiff(path, nullptr, TiffSelection{-1, 0}); });
+  CHECK(contains(no_channel, "hyper.tif"));
+  CHECK(contains(no_channel, "3 channels: select one (0..2)"));
+  CHECK(contains(error_of([&] { read_tiff(path, nullptr, TiffSelection{0, -1}); }),
+                 "2 time points (frames): select one (0..1)"));
+  CHECK(contains(error_of([&] { read_tiff(path, nullptr, TiffSelection{3, 0}); }),
+                 "channel 3 does not exist: the file has 3 channels (0..2)"));
+  CHECK(contains(error_of([&] { read_tiff(path, nullptr, TiffSelection{0, 2}); }), "time point 2 does not exist"));
+  // A plain volume takes channel 0 / frame 0 (or none) and refuses others.
+  Volume plain = random_volume(3, 4, 5, 2, 0.f, 9.f);
+  write_tiff(dir.file("plain.tif"), plain);
+  CHECK(read_tiff(dir.file("plain.tif"), nullptr, TiffSelection{0, 0}).data == plain.data);
+  CHECK(contains(error_of([&] { read_tiff(dir.file("plain.tif"), nullptr, TiffSelection{1, -1}); }),
+                 "channel 1 does not exist: the file has 1 channels"));
+  // A hyperstack cut short is refused, not read as a shorter volume.
+  test::write_imagej_hyperstack(dir.file("cut.tif"), C, Z, T, ny, nx, C * Z * T - 1);
+  CHECK(contains(error_of([&] { read_tiff(dir.file("cut.tif"), nullptr, TiffSelection{0, 0}); }),
+                 "truncated or damaged hyperstack"));
+}
+
+TEST_CASE("tiff: a hyperstack in ImageJ's single-IFD layout gives the chosen channel") {
+  // Our writer's planes are contiguous; cut the IFD chain after page 0 and declare 3 channels
+  // (the description keeps its length: "hyperstack=true" becomes "channels=3\nx=ab").
+  TempDir dir;
+  Volume v = random_volume(12, 5, 7, 4, 0.f, 100.f);
+  v.voxel = VoxelSize{1.5, 0.2, 0.2, "um"};
+  write_tiff(dir.file("full.tif"), v, SampleType::F32);
+  std::vector<char> b = read_bytes(dir.file("full.tif"));
+  uint32_t ifd0;
+  std::memcpy(&ifd0, b.data() + 4, 4);
+  uint16_t entries;
+  std::memcpy(&entries, b.data() + ifd0, 2);
+  const uint32_t zero = 0;
+  std::memcpy(b.data() + ifd0 + 2 + 12 * entries, &zero, 4);
+  const std::string from = "hyperstack=true", to = "channels=3\nx=ab";
+  auto at = std::search(b.begin(), b.end(), from.begin(), from.end());
+  REQUIRE(at != b.end());
+  std::copy(to.begin(), to.end(), at);
+  write_bytes(dir.file("single.tif"), b.data(), b.size());
+  TiffInfo info;
+  const Volume r = read_tiff(dir.file("single.tif"), &info, TiffSelection{1, -1});
+  CHECK(info.channels == 3);
+  REQUIRE(r.nz == 4);  // planes 1, 4, 7, 10
+  for (int z = 0; z < 4; ++z)
+    CHECK(std::equal(r.plane_ptr(z), r.plane_ptr(z) + 35, v.plane_ptr(3 * z + 1)));
+}
+
 // Writes [nz, ny, nx] uint16 data with libtiff: given compression, predictor, rows per strip.
 void write_with_libtiff(const std::string& path, const std::vector<uint16_t>& data, int nz, int ny, int nx,
                         uint16_t compression, uint16_t predictor, uint32_t rows_per_strip) {
@@ -421,7 +496,7 @@ TEST_CASE("tiff: tifffile reads our files (shape, dtype, values, ImageJ metadata
   }
 }
 
-TEST_CASE("tiff: we read tifffile's files identically; refusals name what was found") {
+TEST_CASE("tiff: we read tifffile's files identically (hyperstacks one volume at a time); refusals name what was found") {
   std::string py = python_with_tifffile();
   if (py.empty()) {
     MESSAGE("SKIPPED: python3 with numpy and tifffile not found");
@@ -457,6 +532,16 @@ TEST_CASE("tiff: we read tifffile's files identically; refusals name what was fo
     const std::string needle = item.value().get<std::string>();
     INFO(name);
     CHECK_THROWS_WITH_AS(read_tiff(dir.file(name + ".tif")), doctest::Contains(needle.c_str()), Error);
+  }
+  REQUIRE(index["select"].size() == 2);
+  for (const auto& item : index["select"].items()) {  // [file, channel, frame] -> expected volume
+    const std::string name = item.key();
+    INFO(name);
+    const auto& how = item.value();
+    const Volume r = read_tiff(dir.file(how[0].get<std::string>() + ".tif"), nullptr,
+                               TiffSelection{how[1].get<int>(), how[2].get<int>()});
+    CHECK(r.nz == read_json(dir.file(name + ".json"))["shape"][0].get<int>());
+    CHECK(r.data == read_raw(dir.file(name + ".raw")));
   }
 }
 
