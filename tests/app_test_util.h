@@ -4,6 +4,7 @@
 #include <string>
 
 #include "apps/cmd_simulate.h"
+#include "apps/cmd_train.h"
 #include "test_util.h"
 
 namespace isonet::test {
@@ -21,6 +22,20 @@ inline std::string simulated_acquisition(const TempDir& dir, int size, int radiu
   so.out_prefix = dir.file("sim");
   so.quiet = true;
   return app::run_simulate(so).acquisition_path;
+}
+
+// `isonet train` options for a test: input, PSF and model file given, on the CPU, silent (no
+// report, no progress lines), one checkpoint at the end; the caller sets steps, batch, patch, ...
+inline app::TrainOptions quiet_training(const std::string& input, const std::string& psf, const std::string& out) {
+  app::TrainOptions o;
+  o.input = input;
+  o.psf = psf;
+  o.out = out;
+  o.device = "cpu";
+  o.checkpoint_every = 0;
+  o.quiet = true;
+  o.progress = nullptr;
+  return o;
 }
 
 }  // namespace isonet::test

@@ -12,7 +12,7 @@
 #include "apps/cmd_simulate.h"
 #include "apps/cmd_train.h"
 #include "imaging/resample.h"
-#include "test_util.h"
+#include "app_test_util.h"
 
 using namespace isonet;
 using namespace isonet::app;
@@ -31,9 +31,7 @@ TEST_CASE("end to end: IsoNet-2 beats cubic upsampling on simulated nuclei") {
   const SimulateResult sim = run_simulate(so);
   REQUIRE(sim.acquisition.nz == 11);  // planes 0, 6, ..., 60 of 64
 
-  TrainOptions to;
-  to.input = sim.acquisition_path;
-  to.psf = so.psf;
+  TrainOptions to = test::quiet_training(sim.acquisition_path, so.psf, dir.file("model.safetensors"));
   to.model = "isonet2";
   to.psf_mode = "split";
   to.steps = 50;
@@ -42,11 +40,6 @@ TEST_CASE("end to end: IsoNet-2 beats cubic upsampling on simulated nuclei") {
   to.patches = 512;
   to.lr = 5e-4;  // the demo's rate: robust with small batches
   to.seed = 5;
-  to.device = "cpu";
-  to.checkpoint_every = 0;
-  to.out = dir.file("model.safetensors");
-  to.quiet = true;
-  to.progress = nullptr;
   const TrainResult tr = run_train(to);
   CHECK(tr.model.steps == 50);
 

@@ -19,7 +19,7 @@
 #include "imaging/psf.h"
 #include "imaging/tiff.h"
 #include "kernels/error.h"
-#include "hyperstack_test_util.h"
+#include "libtiff_test_util.h"
 #include "test_util.h"
 
 using namespace isonet;

@@ -17,7 +17,7 @@
 #include "imaging/metrics.h"
 #include "imaging/resample.h"
 #include "imaging/tiff.h"
-#include "test_util.h"
+#include "app_test_util.h"
 
 using namespace isonet;
 using namespace isonet::app;
@@ -49,9 +49,7 @@ TEST_CASE("real data: IsoNet-2 restores held-out planes of the Golgi volume bett
   test::TempDir dir;
   const std::string input = dir.file("golgi_every4.tif");
   write_tiff(input, acquisition);
-  TrainOptions to;
-  to.input = input;
-  to.psf = "gaussian:1,1";
+  TrainOptions to = test::quiet_training(input, "gaussian:1,1", dir.file("model.safetensors"));
   to.subsample = kFactor;
   to.model = "isonet2";
   to.steps = 100;
@@ -59,11 +57,6 @@ TEST_CASE("real data: IsoNet-2 restores held-out planes of the Golgi volume bett
   to.patch = 48;
   to.patches = 1024;
   to.seed = 1;
-  to.device = "cpu";
-  to.checkpoint_every = 0;
-  to.out = dir.file("model.safetensors");
-  to.quiet = true;
-  to.progress = nullptr;
   const TrainResult tr = run_train(to);
 
   std::ostringstream log;

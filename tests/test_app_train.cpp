@@ -29,19 +29,12 @@ using test::error_of;
 std::string simulated_input(const test::TempDir& dir) { return test::simulated_acquisition(dir, 40, 5); }
 
 TrainOptions small_training(const test::TempDir& dir, const std::string& input, const std::string& out) {
-  TrainOptions o;
-  o.input = input;
-  o.psf = "gaussian:1,3";
+  TrainOptions o = test::quiet_training(input, "gaussian:1,3", dir.file(out));
   o.steps = 6;
   o.batch = 3;
   o.patch = 16;
   o.patches = 24;
   o.seed = 11;
-  o.device = "cpu";
-  o.checkpoint_every = 0;
-  o.out = dir.file(out);
-  o.quiet = true;
-  o.progress = nullptr;
   return o;
 }
 
@@ -243,25 +236,26 @@ TEST_CASE("train: errors a user can act on, and no model file written") {
   big_patch.patch = 32;
   CHECK(contains(error_of([&] { run_train(big_patch); }), "larger than the lateral plane"));
 
-  // Validation settings that cannot work.
-  TrainOptions best_alone = o;
-  best_alone.subsample = 2;
-  best_alone.best = dir.file("best.safetensors");
-  CHECK(contains(error_of([&] { run_train(best_alone); }), "--best needs --validation"));
-  TrainOptions all_held = o;
-  all_held.subsample = 2;
-  all_held.validation = 1.0;
-  CHECK(contains(error_of([&] { run_train(all_held); }), "--validation must be a fraction in [0, 1)"));
-  TrainOptions same_file = o;
-  same_file.subsample = 2;
-  same_file.validation = 0.2;
-  same_file.best = same_file.out;
-  CHECK(contains(error_of([&] { run_train(same_file); }), "--best must name another file"));
-  TrainOptions one_pair = o;
-  one_pair.subsample = 2;
-  one_pair.patches = 1;
-  one_pair.validation = 0.1;
-  CHECK(contains(error_of([&] { run_train(one_pair); }), "leaves no training pair of 1"));
+  // Validation settings that cannot work, each refused naming the problem.
+  auto refusal = [&](const std::function<void(TrainOptions&)>& change) {
+    TrainOptions t = o;
+    t.subsample = 2;
+    change(t);
+    return error_of([&] { run_train(t); });
+  };
+  CHECK(contains(refusal([&](TrainOptions& t) { t.best = dir.file("best.safetensors"); }),
+                 "--best needs --validation"));
+  CHECK(contains(refusal([](TrainOptions& t) { t.validation = 1.0; }), "--validation must be a fraction in [0, 1)"));
+  CHECK(contains(refusal([](TrainOptions& t) {
+                   t.validation = 0.2;
+                   t.best = t.out;
+                 }),
+                 "--best must name another file"));
+  CHECK(contains(refusal([](TrainOptions& t) {
+                   t.patches = 1;
+                   t.validation = 0.1;
+                 }),
+                 "leaves no training pair of 1"));
 
   auto names = dir.entries();
   std::sort(names.begin(), names.end());

@@ -39,17 +39,12 @@ TEST_CASE("cuda app: train --device cuda matches --device cpu from the same seed
   if (!test::gpu_or_skip()) return;
   test::TempDir dir;
   const std::string input = simulated_input(dir);
-  TrainOptions o;
-  o.input = input;
-  o.psf = "gaussian:1,3";
+  TrainOptions o = test::quiet_training(input, "gaussian:1,3", "");
   o.steps = 6;
   o.batch = 4;
   o.patch = 16;
   o.patches = 32;
   o.seed = 11;
-  o.checkpoint_every = 0;
-  o.quiet = true;
-  o.progress = nullptr;
   TrainOptions oc = o, og = o;
   oc.device = "cpu";
   oc.out = dir.file("cpu.safetensors");

@@ -19,7 +19,7 @@
 #include "imaging/png_image.h"
 #include "imaging/tiff.h"
 #include "kernels/error.h"
-#include "hyperstack_test_util.h"
+#include "libtiff_test_util.h"
 #include "imaging_test_util.h"
 #include "test_util.h"
 
@@ -236,11 +236,9 @@ TEST_CASE("tiff: forced BigTIFF round trips") {
   CHECK(read_tiff_info(dir.file("big16.tif")).type == SampleType::U16);
 }
 
-TEST_CASE("tiff: ImageJ's single-IFD layout (images=N planes after the first strip) is read") {
-  // ImageJ writes files over 4 GiB with one IFD; emulate by cutting our IFD chain after page 0.
-  TempDir dir;
-  Volume v = random_volume(6, 7, 9, 8, 0.f, 500.f);
-  v.voxel = VoxelSize{1.5, 0.2, 0.2, "um"};
+// The bytes of `v` written by us (classic TIFF, planes contiguous) with the IFD chain cut after
+// page 0: the layout ImageJ uses for files over 4 GiB (one IFD, images=N planes after its strip).
+std::vector<char> single_ifd_bytes(const TempDir& dir, const Volume& v) {
   write_tiff(dir.file("full.tif"), v, SampleType::F32);
   std::vector<char> b = read_bytes(dir.file("full.tif"));
   uint32_t ifd0;
@@ -249,6 +247,14 @@ TEST_CASE("tiff: ImageJ's single-IFD layout (images=N planes after the first str
   std::memcpy(&entries, b.data() + ifd0, 2);
   const uint32_t zero = 0;
   std::memcpy(b.data() + ifd0 + 2 + 12 * entries, &zero, 4);
+  return b;
+}
+
+TEST_CASE("tiff: ImageJ's single-IFD layout (images=N planes after the first strip) is read") {
+  TempDir dir;
+  Volume v = random_volume(6, 7, 9, 8, 0.f, 500.f);
+  v.voxel = VoxelSize{1.5, 0.2, 0.2, "um"};
+  std::vector<char> b = single_ifd_bytes(dir, v);
   write_bytes(dir.file("single.tif"), b.data(), b.size());
   TiffInfo info;
   Volume r = read_tiff(dir.file("single.tif"), &info);
@@ -305,19 +311,12 @@ TEST_CASE("tiff: one channel and time point of an ImageJ hyperstack, chosen; ref
 }
 
 TEST_CASE("tiff: a hyperstack in ImageJ's single-IFD layout gives the chosen channel") {
-  // Our writer's planes are contiguous; cut the IFD chain after page 0 and declare 3 channels
-  // (the description keeps its length: "hyperstack=true" becomes "channels=3\nx=ab").
+  // The single-IFD layout, declared to hold 3 channels (the description keeps its length:
+  // "hyperstack=true" becomes "channels=3\nx=ab").
   TempDir dir;
   Volume v = random_volume(12, 5, 7, 4, 0.f, 100.f);
   v.voxel = VoxelSize{1.5, 0.2, 0.2, "um"};
-  write_tiff(dir.file("full.tif"), v, SampleType::F32);
-  std::vector<char> b = read_bytes(dir.file("full.tif"));
-  uint32_t ifd0;
-  std::memcpy(&ifd0, b.data() + 4, 4);
-  uint16_t entries;
-  std::memcpy(&entries, b.data() + ifd0, 2);
-  const uint32_t zero = 0;
-  std::memcpy(b.data() + ifd0 + 2 + 12 * entries, &zero, 4);
+  std::vector<char> b = single_ifd_bytes(dir, v);
   const std::string from = "hyperstack=true", to = "channels=3\nx=ab";
   auto at = std::search(b.begin(), b.end(), from.begin(), from.end());
   REQUIRE(at != b.end());
@@ -331,32 +330,6 @@ TEST_CASE("tiff: a hyperstack in ImageJ's single-IFD layout gives the chosen cha
     CHECK(std::equal(r.plane_ptr(z), r.plane_ptr(z) + 35, v.plane_ptr(3 * z + 1)));
 }
 
-// Writes [nz, ny, nx] uint16 data with libtiff: given compression, predictor, rows per strip.
-void write_with_libtiff(const std::string& path, const std::vector<uint16_t>& data, int nz, int ny, int nx,
-                        uint16_t compression, uint16_t predictor, uint32_t rows_per_strip) {
-  TIFF* t = TIFFOpen(path.c_str(), "w");
-  REQUIRE(t != nullptr);
-  for (int z = 0; z < nz; ++z) {
-    REQUIRE(TIFFSetField(t, TIFFTAG_IMAGEWIDTH, uint32_t(nx)));
-    REQUIRE(TIFFSetField(t, TIFFTAG_IMAGELENGTH, uint32_t(ny)));
-    REQUIRE(TIFFSetField(t, TIFFTAG_BITSPERSAMPLE, uint16_t(16)));
-    REQUIRE(TIFFSetField(t, TIFFTAG_SAMPLESPERPIXEL, uint16_t(1)));
-    REQUIRE(TIFFSetField(t, TIFFTAG_PHOTOMETRIC, PHOTOMETRIC_MINISBLACK));
-    REQUIRE(TIFFSetField(t, TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG));
-    REQUIRE(TIFFSetField(t, TIFFTAG_COMPRESSION, compression));
-    if (predictor != 1) REQUIRE(TIFFSetField(t, TIFFTAG_PREDICTOR, predictor));
-    REQUIRE(TIFFSetField(t, TIFFTAG_ROWSPERSTRIP, rows_per_strip));
-    for (uint32_t y0 = 0; y0 < uint32_t(ny); y0 += rows_per_strip) {
-      uint32_t rows = std::min<uint32_t>(rows_per_strip, ny - y0);
-      std::vector<uint16_t> strip(data.begin() + (size_t(z) * ny + y0) * nx,
-                                  data.begin() + (size_t(z) * ny + y0 + rows) * nx);
-      REQUIRE(TIFFWriteEncodedStrip(t, y0 / rows_per_strip, strip.data(), tmsize_t(strip.size() * 2)) >= 0);
-    }
-    REQUIRE(TIFFWriteDirectory(t));
-  }
-  TIFFClose(t);
-}
-
 TEST_CASE("tiff: LZW (with predictor) and PackBits written by libtiff, several strips per page") {
   TempDir dir;
   const int nz = 3, ny = 29, nx = 37;  // 29 rows in strips of 8: the last strip is short
@@ -368,7 +341,11 @@ TEST_CASE("tiff: LZW (with predictor) and PackBits written by libtiff, several s
   for (Case c : {Case{"lzw.tif", COMPRESSION_LZW, 2}, Case{"packbits.tif", COMPRESSION_PACKBITS, 1},
                  Case{"deflate.tif", COMPRESSION_ADOBE_DEFLATE, 2}}) {
     INFO(c.name);
-    write_with_libtiff(dir.file(c.name), data, nz, ny, nx, c.comp, c.pred, 8);
+    test::LibtiffPages how;
+    how.compression = c.comp;
+    how.predictor = c.pred;
+    how.rows_per_strip = 8;
+    test::write_with_libtiff(dir.file(c.name), data, nz, ny, nx, how);
     TiffInfo info;
     Volume r = read_tiff(dir.file(c.name), &info);
     CHECK(info.compression == c.comp);
