@@ -35,7 +35,7 @@ float value_range(const Volume& v) {
 
 }  // namespace
 
-TEST_CASE("cuda app: train --device cuda matches --device cpu from the same seed") {
+TEST_CASE("cuda app: train --device cuda matches --device cpu from the same seed (losses, validation, weights)") {
   if (!test::gpu_or_skip()) return;
   test::TempDir dir;
   const std::string input = simulated_input(dir);
@@ -45,6 +45,8 @@ TEST_CASE("cuda app: train --device cuda matches --device cpu from the same seed
   o.patch = 16;
   o.patches = 32;
   o.seed = 11;
+  o.validation = 0.25;  // 8 pairs scored after steps 3 and 6 (inference interleaved with training)
+  o.validate_every = 3;
   TrainOptions oc = o, og = o;
   oc.device = "cpu";
   oc.out = dir.file("cpu.safetensors");
@@ -68,6 +70,13 @@ TEST_CASE("cuda app: train --device cuda matches --device cpu from the same seed
   for (size_t s = 0; s < 6; ++s) {
     INFO("step " << s + 1 << ": cpu loss " << c.losses[s] << ", cuda loss " << g.losses[s]);
     test::check_step_loss(c.losses[s], g.losses[s], test::kReorderTolerance);
+  }
+  REQUIRE(c.validation.size() == 2);
+  REQUIRE(g.validation.size() == 2);
+  for (size_t k = 0; k < 2; ++k) {
+    INFO("validation " << k << ": cpu " << c.validation[k].psnr << " dB, cuda " << g.validation[k].psnr << " dB");
+    CHECK(g.validation[k].step == c.validation[k].step);
+    test::check_step_loss(-c.validation[k].psnr, -g.validation[k].psnr, test::kReorderTolerance);
   }
   test::check_final_weights(c.model.weights, g.model.weights,
                             Model::create(Architecture::IsoNet2, o.seed, o.dropout).weights, o.steps, o.lr, 1e-4,
