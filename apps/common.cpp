@@ -27,10 +27,10 @@ Volume read_volume(const std::string& path, const char* what, TiffInfo* info, in
   require_file(path, what);
   // A hyperstack needs a choice; say it in the command line's words before reading any pixels.
   const TiffInfo header = read_tiff_info(path, select);
-  ISONET_CHECK(header.channels == 1 || select.channel >= 0, what, " '", path, "' is an ImageJ hyperstack with ",
-               header.channels, " channels: choose one with --channel 0..", header.channels - 1);
-  ISONET_CHECK(header.frames == 1 || select.frame >= 0, what, " '", path, "' is an ImageJ hyperstack with ",
-               header.frames, " time points: choose one with --frame 0..", header.frames - 1);
+  ISONET_CHECK(header.channels == 1 || select.channel >= 0, what, " '", path, "' holds ", header.channels,
+               " channels: choose one with --channel 0..", header.channels - 1);
+  ISONET_CHECK(header.frames == 1 || select.frame >= 0, what, " '", path, "' holds ", header.frames,
+               " time points: choose one with --frame 0..", header.frames - 1);
   TiffInfo local;
   Volume v = read_tiff(path, &local, select);
   if (info) *info = local;

@@ -313,18 +313,46 @@ std::string normalize_unit(std::string u) {
 }
 
 // OME-XML: SizeC="n" / SizeT="n" attributes (0 when absent).
-long ome_size(const std::string& desc, const char* attr) {
-  size_t p = desc.find(attr);
-  if (p == std::string::npos) return 0;
-  p += std::strlen(attr);
-  return std::strtol(desc.c_str() + p, nullptr, 10);
+// The attributes of the first <Pixels ...> element of an OME-XML description (name -> value).
+std::map<std::string, std::string> ome_pixels_attributes(const std::string& desc) {
+  std::map<std::string, std::string> attrs;
+  size_t p = desc.find("<Pixels ");
+  if (p == std::string::npos) p = desc.find(":Pixels ");  // a namespace prefix, e.g. <ome:Pixels
+  if (p == std::string::npos) return attrs;
+  const size_t end = desc.find('>', p);
+  if (end == std::string::npos) return attrs;
+  const std::string element = desc.substr(p, end - p);
+  for (size_t i = 0; (i = element.find("=\"", i)) != std::string::npos;) {
+    size_t k = i;
+    while (k > 0 && element[k - 1] != ' ' && element[k - 1] != '\n' && element[k - 1] != '\t') --k;
+    const size_t close = element.find('"', i + 2);
+    if (close == std::string::npos) break;
+    attrs.emplace(element.substr(k, i - k), element.substr(i + 2, close - i - 2));
+    i = close + 1;
+  }
+  return attrs;
+}
+
+// An OME PhysicalSize in um from its value and unit attribute (default um); 0 when unusable.
+double ome_length_um(const std::map<std::string, std::string>& attrs, const std::string& name) {
+  auto it = attrs.find(name);
+  double v = 0;
+  if (it == attrs.end() || !parse_number(it->second, v) || !std::isfinite(v) || v <= 0) return 0;
+  auto unit = attrs.find(name + "Unit");
+  const std::string u = unit == attrs.end() ? "um" : normalize_unit(unit->second);
+  if (u == "um") return v;
+  if (u == "nm") return v * 1e-3;
+  if (u == "mm") return v * 1e3;
+  return 0;  // another unit: leave the size unknown rather than guess
 }
 
 struct Metadata {
   VoxelSize voxel;
   bool has_z = false, has_xy = false, imagej = false;
   long imagej_images = 0;     // ImageJ images= (0 when absent)
-  long channels = 1, frames = 1;  // ImageJ hyperstack channels= and frames=
+  long channels = 1, frames = 1;  // of a hyperstack: ImageJ channels= / frames=, OME SizeC / SizeT
+  std::string plane_order = "CZT";  // storage order of the planes, fastest first (ImageJ's; OME's DimensionOrder)
+  std::string container = "ImageJ hyperstack";  // for messages
   double bounding_box_z = 0;  // z extent of a BoundingBox description (0 when absent)
   std::string description;
 };
@@ -361,9 +389,48 @@ Metadata read_metadata(TIFF* tif, const std::string& path, const PageFormat& f) 
       have_unit = true;
     }
   } else if (d.find("<OME") != std::string::npos) {
-    long c = ome_size(d, "SizeC=\""), t = ome_size(d, "SizeT=\"");
-    if (c > 1) read_fail(path, "OME-TIFF with " + std::to_string(c) + " channels: split the channels first");
-    if (t > 1) read_fail(path, "OME-TIFF with " + std::to_string(t) + " time points: save one time point per file");
+    m.container = "OME-TIFF";
+    size_t images = 0;
+    for (size_t p = 0; (p = d.find("<Image ", p)) != std::string::npos; ++p) ++images;
+    if (images > 1)
+      read_fail(path, "OME-TIFF with " + std::to_string(images) +
+                          " images (series): only single-series files are supported, save one series per file");
+    const auto attrs = ome_pixels_attributes(d);
+    auto size = [&](const char* key) {
+      auto it = attrs.find(key);
+      return it == attrs.end() ? 1L : std::strtol(it->second.c_str(), nullptr, 10);
+    };
+    m.channels = size("SizeC");
+    m.frames = size("SizeT");
+    if (m.channels < 1 || m.frames < 1 || m.channels > 100000 || m.frames > 100000)
+      read_fail(path, "OME-XML states SizeC=" + std::to_string(m.channels) + " and SizeT=" +
+                          std::to_string(m.frames) + " (damaged description)");
+    // Samples per pixel > 1 (interleaved RGB channels) are refused with the page format.
+    auto order = attrs.find("DimensionOrder");
+    if (order != attrs.end()) {
+      const std::string o = order->second;
+      if (o.size() != 5 || o.compare(0, 2, "XY") != 0 || o.find('Z') == std::string::npos ||
+          o.find('C') == std::string::npos || o.find('T') == std::string::npos)
+        read_fail(path, "OME-XML DimensionOrder \"" + o + "\" is not one of XY + an order of Z, C, T");
+      m.plane_order = o.substr(2);
+    } else {
+      m.plane_order = "ZCT";  // the OME schema's default
+    }
+    const double z = ome_length_um(attrs, "PhysicalSizeZ"), y = ome_length_um(attrs, "PhysicalSizeY"),
+                 x = ome_length_um(attrs, "PhysicalSizeX");
+    if (z > 0) {
+      m.voxel.z = z;
+      m.has_z = true;
+    }
+    if (x > 0 && y > 0) {
+      m.voxel.x = x;
+      m.voxel.y = y;
+      m.has_xy = true;
+    }
+    if (m.has_z || m.has_xy) {
+      unit = "um";
+      have_unit = true;
+    }
   } else if (d.rfind("BoundingBox ", 0) == 0) {
     // cudaDecon/LLSpy: "BoundingBox x0 x1 y0 y1 z0 z1" in um; size = extent / count (the
     // convention under which the data README's sizes for pycudadecon_lls_psf.tif come out).
@@ -379,7 +446,8 @@ Metadata read_metadata(TIFF* tif, const std::string& path, const PageFormat& f) 
     }
   }
 
-  if (!m.has_xy) {
+  // (OME-XML's PhysicalSizeX/Y are the pixel size there; writers leave the resolution tags at 1.)
+  if (!m.has_xy && m.container != "OME-TIFF") {
     float xres = 0, yres = 0;
     uint16_t res_unit = RESUNIT_NONE;
     bool has_res = TIFFGetField(tif, TIFFTAG_XRESOLUTION, &xres) && TIFFGetField(tif, TIFFTAG_YRESOLUTION, &yres) &&
@@ -407,13 +475,24 @@ Metadata read_metadata(TIFF* tif, const std::string& path, const PageFormat& f) 
 // chain from the start each time, quadratic in the number of pages).
 
 // The planes of one channel and one time point of a hyperstack: plane p of the file (counting
-// full-resolution pages, or the planes of a single-IFD ImageJ file) is channel p % C, slice
-// (p / C) % Z, frame p / (C * Z) (ImageJ's and tifffile's order).
+// full-resolution pages, or the planes of a single-IFD ImageJ file) is split into its channel,
+// slice and frame along `order`, fastest first ("CZT": ImageJ's and tifffile's; OME's
+// DimensionOrder otherwise).
 struct PlanePick {
+  std::string order = "CZT";
   long channels = 1, frames = 1;
   int channel = 0, frame = 0;
   long slices = 0;  // Z, from the total plane count
-  bool keep(long p) const { return p % channels == channel && p / (channels * slices) == frame; }
+  bool keep(long p) const {
+    long c = 0, t = 0;
+    for (char axis : order) {
+      const long n = axis == 'C' ? channels : axis == 'Z' ? slices : frames;
+      if (axis == 'C') c = p % n;
+      if (axis == 'T') t = p % n;
+      p /= n;
+    }
+    return c == channel && t == frame;
+  }
 };
 
 // ImageJ files over 4 GiB have a single IFD and images=N planes stored contiguously after the
@@ -468,6 +547,7 @@ void read_imagej_contiguous(TIFF* tif, const PageFormat& f, long images, const P
 PlanePick pick_planes(const Metadata& meta, const TiffSelection& select, long total_planes, bool reading,
                       const std::string& path) {
   PlanePick pick;
+  pick.order = meta.plane_order;
   pick.channels = meta.channels;
   pick.frames = meta.frames;
   auto choose = [&](int wanted, long count, const char* what, const char* plural) {
@@ -475,7 +555,7 @@ PlanePick pick_planes(const Metadata& meta, const TiffSelection& select, long to
       read_fail(path, std::string(what) + " " + std::to_string(wanted) + " does not exist: the file has " +
                           std::to_string(count) + " " + plural + " (0.." + std::to_string(count - 1) + ")");
     if (wanted < 0 && count > 1 && reading)
-      read_fail(path, "ImageJ hyperstack with " + std::to_string(count) + " " + plural + ": select one (0.." +
+      read_fail(path, meta.container + " with " + std::to_string(count) + " " + plural + ": select one (0.." +
                           std::to_string(count - 1) + ")");
     return wanted < 0 ? 0 : wanted;
   };
@@ -483,7 +563,7 @@ PlanePick pick_planes(const Metadata& meta, const TiffSelection& select, long to
   pick.frame = choose(select.frame, pick.frames, "time point", "time points (frames)");
   const long per_volume = pick.channels * pick.frames;
   if (total_planes % per_volume != 0)
-    read_fail(path, "has " + std::to_string(total_planes) + " planes, not a multiple of its " +
+    read_fail(path, meta.container + ": " + std::to_string(total_planes) + " planes, not a multiple of its " +
                         std::to_string(pick.channels) + " channels x " + std::to_string(pick.frames) +
                         " time points (truncated or damaged hyperstack)");
   pick.slices = total_planes / per_volume;
@@ -589,7 +669,7 @@ TiffInfo read_impl(const std::string& path, Volume* out, const TiffSelection& se
   }
   if (!t_libtiff_errors.empty()) read_fail(path, "libtiff reported errors while reading");
   if (hyperstack && page != pick.channels * pick.frames * pick.slices)
-    read_fail(path, "has " + std::to_string(page) + " pages, but its description says " +
+    read_fail(path, meta.container + ": " + std::to_string(page) + " pages, but its description says " +
                         std::to_string(pick.channels) + " channels x " + std::to_string(pick.slices) + " slices x " +
                         std::to_string(pick.frames) + " time points (truncated or damaged hyperstack)");
   info.nz = pages;

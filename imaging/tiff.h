@@ -12,6 +12,8 @@
 //  - y, x: 1 / YResolution, 1 / XResolution (pixels per unit), in the ImageJ `unit=` when the
 //    description has one, or in centimetres when ResolutionUnit is CENTIMETER (converted to um).
 //    A resolution in inches without an ImageJ unit is taken as a display DPI and ignored.
+//  - OME-TIFF: PhysicalSizeZ / PhysicalSizeY / PhysicalSizeX of the OME-XML <Pixels> element, in
+//    their unit attributes (um by default; nm and mm converted), never the resolution tags.
 //  - units 'micron', 'um', 'µm' and ImageJ's escaped '\u00B5m' all become "um"; other units are
 //    kept as written.
 //  - missing values are 1.0; when neither the z spacing nor the lateral size is known the unit
@@ -42,9 +44,10 @@ struct TiffInfo {
   std::string description;  // ImageDescription of the first page
 };
 
-// Which volume of an ImageJ hyperstack (channels= / frames= in its description; planes stored
-// channel fastest, then slice, then frame, as ImageJ and tifffile write them) to read: the ZYX
-// stack of one channel at one time point. -1: the file must have only one channel (frame).
+// Which volume of a hyperstack to read: the ZYX stack of one channel at one time point. ImageJ
+// hyperstacks state channels= / frames= (planes stored channel fastest, then slice, then frame);
+// OME-TIFF states SizeC / SizeT and the plane order (DimensionOrder). -1: the file must have only
+// one channel (frame).
 struct TiffSelection {
   int channel = -1;
   int frame = -1;
@@ -55,7 +58,7 @@ struct TiffSelection {
 TiffInfo read_tiff_info(const std::string& path, const TiffSelection& select = {});
 
 // Reads the whole volume. Refuses (with a message saying what was found) a hyperstack with several
-// channels or time points unless `select` picks one, OME-TIFF with several channels or time points,
+// channels or time points unless `select` picks one, OME-TIFF with several images (series),
 // RGB/palette images, pages of differing size or type, and unsupported sample formats; corrupt or
 // truncated files give an error naming the file, never a crash. Reduced-resolution pages
 // (thumbnails, NewSubfileType bit 0) are skipped. `info`, when given, receives the same

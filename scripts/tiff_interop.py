@@ -171,6 +171,15 @@ def cmd_write(d):
     for c, t in ((1, 2), (0, 0)):
         save_expected(d, f"hyper_c{c}_t{t}", hyper[t, :, c])
         select[f"hyper_c{c}_t{t}"] = ["hyper_tzcyx", c, t]
+    # OME-TIFF in two plane orders (DimensionOrder XYZCT and XYCZT), with physical sizes.
+    tifffile.imwrite(p("ome_tczyx"), hyper.transpose(0, 2, 1, 3, 4), ome=True,
+                     metadata={"axes": "TCZYX", "PhysicalSizeZ": 0.5, "PhysicalSizeX": 0.1, "PhysicalSizeY": 0.1})
+    save_expected(d, "ome_tczyx_c1_t2", hyper[2, :, 1], voxel=(0.5, 0.1, 0.1), has_z=True, has_xy=True, unit="um")
+    select["ome_tczyx_c1_t2"] = ["ome_tczyx", 1, 2]
+    tifffile.imwrite(p("ome_zcyx"), hyper[1], ome=True, metadata={"axes": "ZCYX", "PhysicalSizeZ": 300,
+                                                                "PhysicalSizeZUnit": "nm"})
+    save_expected(d, "ome_zcyx_c0", hyper[1, :, 0], voxel=(0.3, 1.0, 1.0), has_z=True, unit="um")
+    select["ome_zcyx_c0"] = ["ome_zcyx", 0, -1]
     with open(os.path.join(d, "index.json"), "w") as f:
         json.dump({"read": written, "refuse": refuse, "select": select}, f, indent=1)
 

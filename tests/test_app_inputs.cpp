@@ -276,7 +276,7 @@ TEST_CASE("hyperstack inputs: a command needs --channel/--frame where the file h
   const std::string path = dir.file("two_channels.tif");
   test::write_imagej_hyperstack(path, 2, 6, 1, 12, 10);
   const std::string msg = error_of([&] { read_volume(path, "input"); });
-  CHECK(contains(msg, "input '" + path + "' is an ImageJ hyperstack with 2 channels: choose one with --channel 0..1"));
+  CHECK(contains(msg, "input '" + path + "' holds 2 channels: choose one with --channel 0..1"));
   const Volume second = read_volume(path, "input", nullptr, 2, TiffSelection{1, -1});
   REQUIRE(second.nz == 6);
   CHECK(second.at(3, 2, 1) == float(test::hyperstack_value(1, 3, 0, 2, 1)));

@@ -510,16 +510,25 @@ TEST_CASE("tiff: we read tifffile's files identically (hyperstacks one volume at
     INFO(name);
     CHECK_THROWS_WITH_AS(read_tiff(dir.file(name + ".tif")), doctest::Contains(needle.c_str()), Error);
   }
-  REQUIRE(index["select"].size() == 2);
+  REQUIRE(index["select"].size() == 4);
   for (const auto& item : index["select"].items()) {  // [file, channel, frame] -> expected volume
     const std::string name = item.key();
     INFO(name);
     const auto& how = item.value();
-    const Volume r = read_tiff(dir.file(how[0].get<std::string>() + ".tif"), nullptr,
+    TiffInfo info;
+    const Volume r = read_tiff(dir.file(how[0].get<std::string>() + ".tif"), &info,
                                TiffSelection{how[1].get<int>(), how[2].get<int>()});
-    CHECK(r.nz == read_json(dir.file(name + ".json"))["shape"][0].get<int>());
+    const nlohmann::json e = read_json(dir.file(name + ".json"));
+    CHECK(r.nz == e["shape"][0].get<int>());
     CHECK(r.data == read_raw(dir.file(name + ".raw")));
+    CHECK(info.has_z_spacing == e["has_z"].get<bool>());
+    CHECK(info.has_xy_size == e["has_xy"].get<bool>());
+    CHECK(r.voxel.z == doctest::Approx(e["z"].get<double>()).epsilon(1e-9));
+    CHECK(r.voxel.x == doctest::Approx(e["x"].get<double>()).epsilon(1e-9));
+    CHECK(r.voxel.unit == e["unit"].get<std::string>());
   }
+  // Without a choice, the OME file names what it holds.
+  CHECK_THROWS_WITH_AS(read_tiff(dir.file("ome_tczyx.tif")), doctest::Contains("OME-TIFF with 2 channels"), Error);
 }
 
 TEST_CASE("tiff: the real files' pixels equal what tifffile reads") {
