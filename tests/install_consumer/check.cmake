@@ -4,7 +4,9 @@
 # its restoration to equal the installed program's byte for byte (same library code, CPU,
 # deterministic), and a missing input to fail with a message and no output file.
 #   cmake -DBUILD=<isonet build> -DWORK=<folder> -DSOURCE=<repo root> -DCXX=<compiler>
-#         -DPREFIX_PATH=<the build's CMAKE_PREFIX_PATH> -P check.cmake
+#         -DPREFIX_PATH=<the build's CMAKE_PREFIX_PATH> -DCXX_FLAGS=<its CMAKE_CXX_FLAGS>
+#         -DLINKER_FLAGS=<its CMAKE_EXE_LINKER_FLAGS> -P check.cmake
+# (the consumer is compiled and linked with the build's own flags, e.g. a sanitizer build's)
 file(REMOVE_RECURSE "${WORK}")
 file(MAKE_DIRECTORY "${WORK}")
 set(prefix "${WORK}/prefix")
@@ -35,7 +37,8 @@ run("isonet restore" "${isonet}" restore --model "${WORK}/model.isonet" --input 
 
 # The consumer: its own CMake project, finding isonet (and isonet's dependencies) by prefix.
 run("configuring the consumer" "${CMAKE_COMMAND}" -S "${SOURCE}/tests/install_consumer" -B "${WORK}/consumer"
-    -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=${CXX} "-DCMAKE_PREFIX_PATH=${prefix};${PREFIX_PATH}")
+    -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=${CXX} "-DCMAKE_PREFIX_PATH=${prefix};${PREFIX_PATH}"
+    "-DCMAKE_CXX_FLAGS=${CXX_FLAGS}" "-DCMAKE_EXE_LINKER_FLAGS=${LINKER_FLAGS}")
 run("building the consumer" "${CMAKE_COMMAND}" --build "${WORK}/consumer")
 set(consumer "${WORK}/consumer/restore_with_library")
 run("restore_with_library" "${consumer}" "${WORK}/model.isonet" "${WORK}/sim_aniso.tif" "${WORK}/by_library.tif" cpu)
