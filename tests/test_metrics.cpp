@@ -72,12 +72,6 @@ double direct_ssim(const Volume& x, const Volume& r) {
 }
 
 
-void write_raw(const std::string& path, const Volume& v) {
-  std::ofstream out(path, std::ios::binary);
-  out.write(reinterpret_cast<const char*>(v.data.data()), std::streamsize(v.size() * 4));
-  REQUIRE(out.good());
-}
-
 }  // namespace
 
 TEST_CASE("metrics: identical volumes give PSNR +inf and SSIM 1, with and without the fit") {
@@ -186,8 +180,8 @@ TEST_CASE("metrics: PSNR and SSIM agree with numpy/scipy (and scikit-image when 
   std::mt19937_64 g(12);
   std::normal_distribution<double> nd(0.0, 0.15);
   for (float& x : p.data) x = 1.7f * x - 0.4f + float(nd(g));
-  write_raw(dir + "/p.raw", p);
-  write_raw(dir + "/r.raw", r);
+  test::write_raw_floats(dir + "/p.raw", p.data);
+  test::write_raw_floats(dir + "/r.raw", r.data);
   std::string cmd = py + " " + test::source_path("scripts/metrics_reference.py") + " " + dir + "/p.raw " + dir +
                     "/r.raw 15 21 18 " + dir + "/out.json";
   REQUIRE(std::system(cmd.c_str()) == 0);

@@ -44,12 +44,7 @@ void write_bytes(const std::string& path, const char* data, size_t n) {
   REQUIRE(out.good());
 }
 
-std::vector<float> read_raw(const std::string& path) {
-  std::vector<char> b = read_bytes(path);
-  std::vector<float> v(b.size() / 4);
-  std::memcpy(v.data(), b.data(), v.size() * 4);
-  return v;
-}
+using test::read_raw_floats;
 
 nlohmann::json read_json(const std::string& path) {
   std::ifstream in(path);
@@ -467,7 +462,7 @@ TEST_CASE("tiff: tifffile reads our files (shape, dtype, values, ImageJ metadata
     // Resolution is a rational equal to 1/0.0715 to double precision (continued fractions).
     double xres = j["xres"][0].get<double>() / j["xres"][1].get<double>();
     CHECK(std::fabs(1.0 / xres - 0.0715) <= 1e-12);
-    std::vector<float> got = read_raw(prefix + ".raw");
+    std::vector<float> got = read_raw_floats(prefix + ".raw");
     REQUIRE(got.size() == v.size());
     CHECK(got == v.data);
   }
@@ -493,7 +488,7 @@ TEST_CASE("tiff: we read tifffile's files identically (hyperstacks one volume at
     CHECK(r.nz == shape[0]);
     CHECK(r.ny == shape[1]);
     CHECK(r.nx == shape[2]);
-    CHECK(r.data == read_raw(dir.file(name + ".raw")));
+    CHECK(r.data == read_raw_floats(dir.file(name + ".raw")));
     CHECK(info.has_z_spacing == e["has_z"].get<bool>());
     CHECK(info.has_xy_size == e["has_xy"].get<bool>());
     CHECK(r.voxel.unit == e["unit"].get<std::string>());
@@ -520,7 +515,7 @@ TEST_CASE("tiff: we read tifffile's files identically (hyperstacks one volume at
                                TiffSelection{how[1].get<int>(), how[2].get<int>()});
     const nlohmann::json e = read_json(dir.file(name + ".json"));
     CHECK(r.nz == e["shape"][0].get<int>());
-    CHECK(r.data == read_raw(dir.file(name + ".raw")));
+    CHECK(r.data == read_raw_floats(dir.file(name + ".raw")));
     CHECK(info.has_z_spacing == e["has_z"].get<bool>());
     CHECK(info.has_xy_size == e["has_xy"].get<bool>());
     CHECK(r.voxel.z == doctest::Approx(e["z"].get<double>()).epsilon(1e-9));
@@ -543,7 +538,7 @@ TEST_CASE("tiff: the real files' pixels equal what tifffile reads") {
     INFO(f);
     std::string path = test::source_path(kReal + f);
     REQUIRE(run_interop(py, "read '" + path + "' '" + dir.file("ref") + "'") == 0);
-    CHECK(read_tiff(path).data == read_raw(dir.file("ref.raw")));
+    CHECK(read_tiff(path).data == read_raw_floats(dir.file("ref.raw")));
   }
 }
 
