@@ -23,15 +23,16 @@ Regenerate (from the repository root; needs numpy and torch, e.g. Debian's pytho
 Also a module: load_model_file(path) loads one of our model files into these PyTorch modules
 (tests/test_model_file.cpp uses it to check that PyTorch reproduces our predictions).
 """
-import json
 import os
-import struct
 import sys
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from safetensors_io import read_safetensors, write_safetensors  # noqa: E402 (re-exported: load_model_file users)
 
 MASK64 = (1 << 64) - 1
 
@@ -139,38 +140,6 @@ def psnr_loss(y, t):
     mse = ((y - t) ** 2).reshape(n, -1).mean(1)
     tmax = t.reshape(n, -1).max(1).values.clamp(min=1e-10)
     return -(20 * torch.log10(tmax) - 10 * torch.log10(mse + 1e-10)).mean()
-
-
-def write_safetensors(path, tensors, metadata):
-    """Minimal safetensors writer: tensors in name order, contiguous, header padded to 8 bytes."""
-    header, blobs, offset = {}, [], 0
-    for name in sorted(tensors):
-        a = np.ascontiguousarray(tensors[name], dtype="<f4")
-        header[name] = {"dtype": "F32", "shape": list(a.shape), "data_offsets": [offset, offset + a.nbytes]}
-        blobs.append(a.tobytes())
-        offset += a.nbytes
-    header["__metadata__"] = {k: str(v) for k, v in metadata.items()}
-    text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * ((8 - len(text) % 8) % 8)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
-    os.replace(tmp, path)
-
-
-def read_safetensors(path):
-    """Minimal safetensors reader (F32 only): returns ({name: array}, metadata)."""
-    raw = open(path, "rb").read()
-    n = struct.unpack("<Q", raw[:8])[0]
-    header = json.loads(raw[8:8 + n])
-    meta = header.pop("__metadata__", {})
-    data = raw[8 + n:]
-    tensors = {}
-    for name, e in header.items():
-        assert e["dtype"] == "F32", name
-        b, end = e["data_offsets"]
-        tensors[name] = np.frombuffer(data[b:end], dtype="<f4").reshape(e["shape"]).copy()
-    return tensors, meta
 
 
 def load_model_file(path):
