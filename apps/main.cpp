@@ -117,7 +117,7 @@ int main(int argc, char** argv) {
   train->add_option("--validate-every", tr.validate_every, "steps between validation scores (and one at the end)")
       ->capture_default_str();
   train->add_option("--best", tr.best, "model file for the weights with the best validation PSNR (needs --validation)");
-  train->add_option("--loss-plot", tr.loss_plot, "PNG of the training PSNR per step");
+  train->add_option("--loss-plot", tr.loss_plot, "PNG of the training PSNR per step (and the validation scores)");
   train->add_option("--out", tr.out, "model file (safetensors; also the checkpoint)")->required();
   add_conv(train, tr.conv);
   add_math(train, tr.math);
