@@ -4,12 +4,14 @@
 // 2 usage errors found by CLI11.
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <iostream>
 #include <exception>
 #include <string>
 
 #include "apps/cmd_deconv.h"
 #include "apps/cmd_demo.h"
 #include "apps/cmd_eval.h"
+#include "apps/cmd_info.h"
 #include "apps/cmd_preview.h"
 #include "apps/cmd_psf.h"
 #include "apps/cmd_restore.h"
@@ -230,6 +232,13 @@ int main(int argc, char** argv) {
   demo->add_option("--preview", dm.preview, "preview PNG (default: OUT_DIR/preview.png)");
   demo->add_flag("--full", dm.full, "the paper's scale (for a GPU)");
   demo->callback([&] { run_demo(dm); });
+
+  // info
+  InfoOptions info;
+  auto* infocmd = app.add_subcommand("info", "what a TIFF volume or a model file holds (shape, voxel size and factor S; "
+                                             "model settings and scores)");
+  infocmd->add_option("files", info.files, "TIFF volumes and/or model files")->required();
+  infocmd->callback([&] { run_info(info, std::cout); });
 
   try {
     app.parse(argc, argv);

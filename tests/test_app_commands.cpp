@@ -10,6 +10,7 @@
 
 #include "apps/cmd_deconv.h"
 #include "apps/cmd_eval.h"
+#include "apps/cmd_info.h"
 #include "apps/cmd_preview.h"
 #include "apps/cmd_psf.h"
 #include "apps/progress.h"
@@ -17,6 +18,8 @@
 #include "imaging/psf.h"
 #include "imaging/tiff.h"
 #include "kernels/error.h"
+#include "nn/model_file.h"
+#include "libtiff_test_util.h"
 #include "test_util.h"
 
 using namespace isonet;
@@ -158,6 +161,57 @@ TEST_CASE("deconv: Richardson-Lucy sharpens a blurred bead, PSF on the data's gr
   CHECK(read_tiff(o.output).voxel.z == doctest::Approx(0.2).epsilon(1e-6));
 }
 
+TEST_CASE("info: a volume's shape, voxel size and factor S; a hyperstack's choices; a model's settings and scores") {
+  test::TempDir dir;
+  Volume v = random_volume(6, 9, 11, VoxelSize{0.4, 0.1, 0.1, "um"}, 3);
+  write_tiff(dir.file("v.tif"), v);
+  const std::string tif = describe_file(dir.file("v.tif"));
+  INFO(tif);
+  CHECK(contains(tif, "ImageJ TIFF, float32, uncompressed"));
+  CHECK(contains(tif, "6 planes of 9 x 11 (Z, Y, X)"));
+  CHECK(contains(tif, "subsampling factor S = 0.4000/0.1000 = 4.000000"));
+
+  test::write_imagej_hyperstack(dir.file("h.tif"), 2, 4, 3, 8, 8);
+  const std::string hyper = describe_file(dir.file("h.tif"));
+  INFO(hyper);
+  CHECK(contains(hyper, "4 planes of 8 x 8"));
+  CHECK(contains(hyper, "2 channel(s) x 3 time point(s): choose one volume with --channel 0..1 --frame 0..2"));
+  CHECK(contains(hyper, "S = 0.5000/0.1000 = 5.000000"));
+
+  Volume plain = random_volume(3, 5, 5, VoxelSize{1, 1, 1, "px"}, 4);
+  write_tiff(dir.file("plain.tif"), plain);
+  CHECK(contains(describe_file(dir.file("plain.tif")), "not stated (train needs --subsample S or --voxel Z,Y,X)"));
+
+  // A model with a training history and validation scores, as train writes them.
+  Model m = Model::create(Architecture::IsoNet1, 2);
+  m.steps = 3;
+  m.metadata.psf = "gaussian sigma_xy=1 px sigma_z=3 px";
+  m.metadata.psf_mode = "split";
+  m.metadata.subsampling = 4.0;
+  m.metadata.extra_json = R"({"train":{"batch":8,"patch":32,"validation":0.1},"loss_history":[-20.0,-21.0,-23.0],)"
+                          R"("validation_history":[[2,25.5],[3,25.25]]})";
+  save_model(dir.file("m.safetensors"), m, /*with_optimizer=*/false);
+  const std::string model = describe_file(dir.file("m.safetensors"));
+  INFO(model);
+  CHECK(contains(model, "isonet model file, isonet1 (57283 parameters)"));
+  CHECK(contains(model, "trained 3 steps (no Adam state"));
+  CHECK(contains(model, "PSF: gaussian sigma_xy=1 px sigma_z=3 px, split; subsampling factor S = 4.000000"));
+  CHECK(contains(model, "training: batch 8 patch 32 validation 0.1"));
+  CHECK(contains(model, "training PSNR over the last 3 steps: 21.33 dB"));
+  CHECK(contains(model, "validation PSNR: best 25.50 dB at step 2, last 25.25 dB at step 3 (2 scores)"));
+
+  // Anything else is refused naming the file; run_info stops at it.
+  std::ofstream(dir.file("notes.txt")) << "not an image";
+  CHECK(contains(error_of([&] { describe_file(dir.file("notes.txt")); }),
+                 "'" + dir.file("notes.txt") + "' is neither a TIFF nor an isonet model file"));
+  CHECK(contains(error_of([&] { describe_file(dir.file("missing.tif")); }), "cannot be opened"));
+  std::ostringstream out;
+  InfoOptions io;
+  io.files = {dir.file("v.tif"), dir.file("notes.txt"), dir.file("m.safetensors")};
+  CHECK_THROWS_AS(run_info(io, out), Error);
+  CHECK(out.str() == tif);
+}
+
 TEST_CASE("progress line format") {
   CHECK(TrainingProgress::format_line(120, 1000, -24.3125, 38.25, 83) ==
         "step 120/1000  loss -24.3125  PSNR 24.31 dB  38.2 patches/s  ETA 1:23");
@@ -183,6 +237,8 @@ TEST_CASE("isonet program: exit codes and error format") {
   CHECK(contains(read_text(dir.file("out.txt")), "--subsample"));
   CHECK(run("train --input x.tif") == 2);  // --psf and --out missing: a usage error
   CHECK(run("restore --bogus") == 2);
+  CHECK(run("info") == 2);  // no file: a usage error
+  CHECK(run("info " + dir.file("none.tif")) == 1);
   CHECK(run("eval --pred " + dir.file("none.tif") + " --gt " + dir.file("none.tif")) == 1);
   const std::string err = read_text(dir.file("err.txt"));
   CHECK(err.rfind("isonet: error: ", 0) == 0);
