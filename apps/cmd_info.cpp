@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "apps/common.h"
+#include "apps/subsampling.h"
 #include "imaging/tiff.h"
 #include "kernels/error.h"
 #include "nn/model_file.h"
@@ -65,17 +66,19 @@ std::string describe_tiff(const std::string& path) {
     if (info.frames > 1) os << " --frame 0.." << info.frames - 1;
   }
   os << "\n";
-  if (!info.has_z_spacing && !info.has_xy_size) {
-    os << "  voxel size: not stated (train needs --subsample S or --voxel Z,Y,X)\n";
-    return os.str();
-  }
-  os << "  voxel size: " << describe_voxel(info.voxel) << (info.has_z_spacing ? "" : " (no z spacing stated)")
-     << (info.has_xy_size ? "" : " (no lateral pixel size stated)") << "\n";
-  if (info.has_z_spacing && info.voxel.x > 0)
-    os << "  subsampling factor S = " << format_exact(info.voxel.z) << "/" << format_exact(info.voxel.x) << " = "
-       << format_exact(info.voxel.z / info.voxel.x, 6) << " (what train takes without --subsample)\n";
+  if (!info.has_z_spacing && !info.has_xy_size)
+    os << "  voxel size: not stated\n";
   else
-    os << "  subsampling factor: train needs --subsample S or --voxel Z,Y,X (the file states no z spacing)\n";
+    os << "  voxel size: " << describe_voxel(info.voxel) << (info.has_z_spacing ? "" : " (no z spacing stated)")
+       << (info.has_xy_size ? "" : " (no lateral pixel size stated)") << "\n";
+  // Exactly what train would say (apps/subsampling.h), or why it needs --subsample.
+  try {
+    const SubsamplingFactor s = determine_subsampling(info, 0, {}, path);
+    os << "  " << s.message << ": what train takes without --subsample\n";
+    if (!s.warning.empty()) os << "  " << s.warning << "\n";
+  } catch (const Error& e) {
+    os << "  train needs --subsample: " << e.what() << "\n";
+  }
   return os.str();
 }
 

@@ -169,7 +169,7 @@ TEST_CASE("info: a volume's shape, voxel size and factor S; a hyperstack's choic
   INFO(tif);
   CHECK(contains(tif, "ImageJ TIFF, float32, uncompressed"));
   CHECK(contains(tif, "6 planes of 9 x 11 (Z, Y, X)"));
-  CHECK(contains(tif, "subsampling factor S = 0.4000/0.1000 = 4.000000"));
+  CHECK(contains(tif, "subsampling factor S = 0.4000/0.1000 = 4.000000 (from TIFF voxel size): what train takes"));
 
   test::write_imagej_hyperstack(dir.file("h.tif"), 2, 4, 3, 8, 8);
   const std::string hyper = describe_file(dir.file("h.tif"));
@@ -180,7 +180,10 @@ TEST_CASE("info: a volume's shape, voxel size and factor S; a hyperstack's choic
 
   Volume plain = random_volume(3, 5, 5, VoxelSize{1, 1, 1, "px"}, 4);
   write_tiff(dir.file("plain.tif"), plain);
-  CHECK(contains(describe_file(dir.file("plain.tif")), "not stated (train needs --subsample S or --voxel Z,Y,X)"));
+  const std::string uncalibrated = describe_file(dir.file("plain.tif"));
+  CHECK(contains(uncalibrated, "voxel size: not stated"));
+  CHECK(contains(uncalibrated, "train needs --subsample: "));
+  CHECK(contains(uncalibrated, "states no z spacing"));
 
   // A model with a training history and validation scores, as train writes them.
   Model m = Model::create(Architecture::IsoNet1, 2);
