@@ -51,7 +51,8 @@ SubsamplingFactor determine_subsampling(const TiffInfo& info, double given, cons
     return s;
   }
   if (given != 0) check_subsampling(given, "--subsample");
-  ISONET_CHECK(have_ratio, "'", path, "' states no z spacing (no ImageJ spacing=, OME PhysicalSizeZ or BoundingBox in its metadata), so ",
+  ISONET_CHECK(have_ratio, "'", path,
+               "' states no z spacing (no ImageJ spacing=, OME PhysicalSizeZ or BoundingBox in its metadata), so ",
                "the subsampling factor is unknown: give --subsample S (z step / lateral pixel size) or --voxel Z,Y,X");
   ISONET_CHECK(x > 0 && z > 0, "voxel size of '", path, "' is not positive (z ", z, ", x ", x, ")");
   const double factor = z / x;
