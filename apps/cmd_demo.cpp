@@ -92,6 +92,7 @@ DemoResult run_demo(const DemoOptions& opt) {
 
   out << "\n== restore\n";
   RestoreSettings rs;
+  rs.progress = to.progress;
   rs.device = device;
   rs.interp = Interp::Cubic;
   const Volume restored = restore_volume(tr.model, sim.acquisition, rs, out);

@@ -10,6 +10,7 @@
 
 #include "apps/cmd_preview.h"
 #include "apps/common.h"
+#include "apps/progress.h"
 #include "apps/restore_memory.h"
 #include "imaging/normalize.h"
 #include "imaging/tiff.h"
@@ -132,12 +133,15 @@ Volume restore_volume(const Model& model, const Volume& input, const RestoreSett
   RestoreStats local;
   local.factor = S;
   std::vector<float> in, out, tin, tout;
+  WorkProgress progress("restore", long(up.ny) + up.nx, "slices", st.progress);  // XZ slices, then YZ
+  long slices_done = 0;
   for (int pass = 0; pass < 2; ++pass) {
     const SliceSet set{up, pass == 0};
     const int H = set.rows(), W = set.cols(), Hp = round_up4(H), Wp = round_up4(W);
     const SlicePlan plan = plan_slices(mem, held, set.count(), Hp, Wp, st.batch, st.max_memory_bytes, st.tile_margin);
     held = plan_memory(mem, held, plan, set.count(), Hp, Wp, st.tile_margin);
     const int nb = plan.batch;
+    progress.close();  // the log line starts on a fresh line
     log << "restore: " << set.count() << " " << (set.xz ? "XZ" : "YZ") << " slices [" << H << "," << W << "] (padded "
         << Hp << "x" << Wp << ")";
     if (plan.th)
@@ -179,8 +183,11 @@ Volume restore_volume(const Model& model, const Volume& input, const RestoreSett
               r = st.fusion == Fusion::Mean ? 0.5f * (r + p) : std::sqrt(r * std::max(p, 0.f));
           }
       }
+      slices_done += n;
+      progress.update(slices_done);
     }
   }
+  progress.finish();
 
   // 5. Undo the normalization; isotropic voxel.
   local.memory_bytes = held.total();
@@ -208,6 +215,7 @@ Volume run_restore(const RestoreOptions& opt) {
   st.conv.algo = parse_conv_algo(opt.conv, "restore: --conv");
   st.conv.math = parse_conv_math(opt.math, "restore: --math");
   st.max_memory_bytes = size_t(opt.max_memory_mb * 1048576.0);
+  st.progress = opt.progress;
   const double S = model.metadata.subsampling;
   out << "restore: model " << opt.model << " (" << architecture_name(model.architecture) << ", " << model.steps
       << " steps, PSF " << model.metadata.psf << ", " << model.metadata.psf_mode << "), subsampling factor S = "

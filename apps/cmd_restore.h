@@ -30,6 +30,7 @@
 // float rounding. The host holds the upsampled volume and the result (2 x 4 bytes per output voxel).
 #pragma once
 #include <cstddef>
+#include <cstdio>
 #include <iosfwd>
 #include <string>
 
@@ -54,6 +55,7 @@ struct RestoreSettings {
   size_t max_memory_bytes = size_t(4096) << 20;
   int tile_margin = 48;           // context around a tile (multiple of 4)
   ConvSettings conv;              // how the network's convs run (TrainerOptions::conv)
+  std::FILE* progress = nullptr;  // progress lines (slices done, slices/s, ETA); nullptr: none
 };
 
 struct RestoreStats {
@@ -80,6 +82,7 @@ struct RestoreOptions {
   std::string math = "fp32";      // --math: fp32 | tf32 (TrainerOptions::conv.math; CUDA only)
   std::string preview;            // PNG of input and result ("" = none)
   bool quiet = false;
+  std::FILE* progress = stderr;   // progress lines (nullptr: none)
 };
 
 Volume run_restore(const RestoreOptions& opt);

@@ -220,6 +220,8 @@ TEST_CASE("progress line format") {
         "step 120/1000  loss -24.3125  PSNR 24.31 dB  38.2 patches/s  ETA 1:23");
   CHECK(TrainingProgress::format_duration(3725) == "1:02:05");
   CHECK(TrainingProgress::format_duration(NAN) == "?");
+  CHECK(WorkProgress::format_line("restore", 300, 1024, "slices", 151.46, 4.8) ==
+        "restore: 300/1024 slices  151.5 slices/s  ETA 0:05");
 }
 
 TEST_CASE("isonet program: exit codes and error format") {

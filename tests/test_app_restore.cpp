@@ -74,7 +74,13 @@ TEST_CASE("restore: output has ceil(nz*S) planes and z spacing = lateral pixel s
     o.output = dir.file("out.tif");
     o.device = "cpu";
     o.quiet = true;
+    std::FILE* progress = std::fopen(dir.file("progress.txt").c_str(), "w");  // not a terminal: plain lines
+    REQUIRE(progress != nullptr);
+    o.progress = progress;
     const Volume r = run_restore(o);
+    std::fclose(progress);
+    // The final progress line counts every XZ and YZ slice (ny + nx of the upsampled volume).
+    CHECK(test::contains(test::read_text(dir.file("progress.txt")), "restore: 24/24 slices"));
     TiffInfo info;
     const Volume back = read_tiff(o.output, &info);
     const int expect_nz = int(std::ceil(5 * S));  // 15 and 13 (12.5 rounded up)
