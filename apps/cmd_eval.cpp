@@ -50,8 +50,8 @@ EvalResult evaluate(const Volume& pred, const Volume& gt, bool fit, std::ostream
 
 EvalResult run_eval(const EvalOptions& opt) {
   std::ostream& out = report_stream(opt.quiet);
-  const Volume pred = read_volume(opt.pred, "prediction", nullptr, 1);
-  const Volume gt = read_volume(opt.gt, "ground truth", nullptr, 1);
+  const Volume pred = read_volume(opt.pred, "prediction", nullptr, 1, {}, /*selectable=*/false);
+  const Volume gt = read_volume(opt.gt, "ground truth", nullptr, 1, {}, /*selectable=*/false);
   EvalResult r = evaluate(pred, gt, !opt.no_fit, out);
   char line[256];
   std::snprintf(line, sizeof line, "PSNR %.3f dB   SSIM %.4f\n", r.scores.psnr, r.scores.ssim);

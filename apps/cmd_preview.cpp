@@ -62,14 +62,14 @@ void run_preview(const PreviewOptions& opt) {
   ISONET_CHECK(!opt.out.empty(), "preview: --out is required");
   std::vector<Volume> vols;
   std::vector<std::string> names;
-  vols.push_back(read_volume(opt.input, "input", nullptr, 1));
+  vols.push_back(read_volume(opt.input, "input", nullptr, 1, opt.select));
   names.push_back(opt.input);
   if (!opt.restored.empty()) {
-    vols.push_back(read_volume(opt.restored, "restored", nullptr, 1));
+    vols.push_back(read_volume(opt.restored, "restored", nullptr, 1, {}, /*selectable=*/false));
     names.push_back(opt.restored);
   }
   if (!opt.gt.empty()) {
-    vols.push_back(read_volume(opt.gt, "ground truth", nullptr, 1));
+    vols.push_back(read_volume(opt.gt, "ground truth", nullptr, 1, {}, /*selectable=*/false));
     names.push_back(opt.gt);
   }
   std::vector<const Volume*> ptrs;

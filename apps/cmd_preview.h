@@ -10,12 +10,14 @@
 #include <vector>
 
 #include "imaging/png_image.h"
+#include "imaging/tiff.h"
 #include "imaging/volume.h"
 
 namespace isonet::app {
 
 struct PreviewOptions {
   std::string input, restored, gt;  // input required; the others optional
+  TiffSelection select;             // --channel / --frame of a hyperstack input
   std::string out;
   bool quiet = false;
 };

@@ -23,14 +23,22 @@ void require_file(const std::string& path, const char* what) {
 }
 
 Volume read_volume(const std::string& path, const char* what, TiffInfo* info, int min_planes,
-                   const TiffSelection& select) {
+                   const TiffSelection& select, bool selectable) {
   require_file(path, what);
   // A hyperstack needs a choice; say it in the command line's words before reading any pixels.
   const TiffInfo header = read_tiff_info(path, select);
-  ISONET_CHECK(header.channels == 1 || select.channel >= 0, what, " '", path, "' holds ", header.channels,
-               " channels: choose one with --channel 0..", header.channels - 1);
-  ISONET_CHECK(header.frames == 1 || select.frame >= 0, what, " '", path, "' holds ", header.frames,
-               " time points: choose one with --frame 0..", header.frames - 1);
+  const char* elsewhere = ": this option takes a single volume (train, restore, deconv and preview --input "
+                          "choose one with --channel/--frame; or save one channel per file)";
+  if (header.channels > 1 && select.channel < 0) {
+    if (!selectable) fail(what, " '", path, "' holds ", header.channels, " channels", elsewhere);
+    fail(what, " '", path, "' holds ", header.channels, " channels: choose one with --channel 0..",
+         header.channels - 1);
+  }
+  if (header.frames > 1 && select.frame < 0) {
+    if (!selectable) fail(what, " '", path, "' holds ", header.frames, " time points", elsewhere);
+    fail(what, " '", path, "' holds ", header.frames, " time points: choose one with --frame 0..",
+         header.frames - 1);
+  }
   TiffInfo local;
   Volume v = read_tiff(path, &local, select);
   if (info) *info = local;

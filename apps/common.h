@@ -21,9 +21,11 @@ std::string describe_selection(const TiffInfo& info, const TiffSelection& select
 // Reads a TIFF volume for a command: a clear error when the file is missing, when it is not 3D
 // (fewer than `min_planes` planes; 2 by default), or when it holds NaN or Inf. `what` names the
 // role ("input", "ground truth") in the messages. `select` picks the channel and time point of a
-// hyperstack (--channel, --frame); a hyperstack with several and no choice is refused, naming them.
+// hyperstack (--channel, --frame); a hyperstack with several and no choice is refused, naming them
+// and the option to use, or, where the command offers no choice for this file (`selectable`
+// false), the commands that do.
 Volume read_volume(const std::string& path, const char* what, TiffInfo* info = nullptr, int min_planes = 2,
-                   const TiffSelection& select = {});
+                   const TiffSelection& select = {}, bool selectable = true);
 
 // Throws a clear isonet::Error unless `path` names an existing regular file.
 void require_file(const std::string& path, const char* what);

@@ -211,6 +211,7 @@ int main(int argc, char** argv) {
   PreviewOptions pv;
   auto* preview = app.add_subcommand("preview", "PNG of the central xy, xz and yz views (rows = volumes)");
   preview->add_option("--input", pv.input, "first volume (TIFF)")->required();
+  add_selection(preview, pv.select);
   preview->add_option("--restored", pv.restored, "second row (TIFF)");
   preview->add_option("--gt", pv.gt, "third row (TIFF)");
   preview->add_option("--out", pv.out, "PNG file")->required();

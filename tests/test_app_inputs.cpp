@@ -301,4 +301,9 @@ TEST_CASE("hyperstack inputs: a command needs --channel/--frame where the file h
   d.output = dir.file("refused.tif");
   CHECK(contains(error_of([&] { run_deconv(d); }), "--channel 0..1"));
   CHECK(!std::ifstream(d.output).good());
+
+  // Where a command offers no choice for a file, the message says which ones do.
+  const std::string no_choice = error_of([&] { read_volume(path, "ground truth", nullptr, 1, {}, false); });
+  CHECK(contains(no_choice, "ground truth '" + path + "' holds 2 channels: this option takes a single volume"));
+  CHECK(contains(no_choice, "preview --input"));
 }
