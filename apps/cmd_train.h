@@ -73,10 +73,10 @@ struct TrainResult {
     float psnr;                // mean per-patch PSNR (dB) of the held-out pairs, no dropout
   };
   std::vector<Validation> validation;  // every validation score of the whole run (resumed runs included)
-  int validation_pairs = 0;
   long steps_this_run = 0;
   double seconds = 0;          // training loop wall time of this run
-  int pairs = 0;
+  int pairs = 0;               // training pairs batches are drawn from
+  int validation_pairs = 0;    // pairs held out by --validation (never in a batch)
 };
 
 TrainResult run_train(const TrainOptions& opt);

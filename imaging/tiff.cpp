@@ -312,7 +312,6 @@ std::string normalize_unit(std::string u) {
   return u;
 }
 
-// OME-XML: SizeC="n" / SizeT="n" attributes (0 when absent).
 // The attributes of the first <Pixels ...> element of an OME-XML description (name -> value).
 std::map<std::string, std::string> ome_pixels_attributes(const std::string& desc) {
   std::map<std::string, std::string> attrs;
