@@ -45,7 +45,8 @@ Volume deconvolve_volume(const Volume& image, const Volume& psf, int iterations,
   const Device d = select_device(device);
   Volume result;
   with_oom_hint([&] { result = richardson_lucy(image, fit_psf(psf, image), o, d); },
-                "the volume and its FFT buffers do not fit on the GPU: use --device cpu");
+                {"the volume and its FFT buffers do not fit on the GPU: use --device cpu",
+                 "the volume and its FFT buffers do not fit in host memory: deconvolve a smaller region"});
   result.voxel = image.voxel;
   return result;
 }

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <ostream>
+#include <sstream>
 
 #include "apps/cmd_preview.h"
 #include "apps/common.h"
@@ -232,8 +233,16 @@ Volume run_restore(const RestoreOptions& opt) {
         << format_exact(input.voxel.x) << " = " << format_exact(input.voxel.z / input.voxel.x, 6)
         << ", the model was trained for S = " << format_exact(S, 6) << "; restoring with the model's factor\n";
   Volume result;
+  // The host holds the upsampled volume and the result besides the network's working memory.
+  const double volumes_mb = 2.0 * upsampled_length(input.nz, S) * input.ny * input.nx * sizeof(float) / 1048576.0;
+  std::ostringstream host_hint;
+  host_hint << "restore holds the upsampled volume and the result in host memory (2 x "
+            << upsampled_length(input.nz, S) << "x" << input.ny << "x" << input.nx << " float32 = "
+            << long(std::ceil(volumes_mb)) << " MB) besides the network's working memory (up to --max-memory, "
+            << opt.max_memory_mb << " MB" << (st.device == Device::CPU ? ", host memory on the CPU" : ", on the GPU")
+            << "): lower --max-memory, or restore a smaller region of the volume";
   with_oom_hint([&] { result = restore_volume(model, input, st, out); },
-                "lower --max-memory (smaller slabs/tiles) or --batch, or use --device cpu");
+                {"lower --max-memory (smaller slabs/tiles) or --batch, or use --device cpu", host_hint.str()});
   write_tiff(opt.output, result);
   out << "restore: wrote " << opt.output << " " << result.shape_str() << ", voxel " << describe_voxel(result.voxel)
       << "\n";

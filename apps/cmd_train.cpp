@@ -263,7 +263,8 @@ TrainResult run_train(const TrainOptions& opt) {
   popt.seed = opt.seed;
   popt.device = device;
   TrainingPairs pairs;
-  with_oom_hint([&] { pairs = make_training_pairs(data, kernel, popt); }, "train with --device cpu");
+  with_oom_hint([&] { pairs = make_training_pairs(data, kernel, popt); },
+                {"train with --device cpu", "fewer or smaller training pairs: lower --patches or --patch"});
   ISONET_CHECK(pairs.n >= 1, "train: no training patch passed the foreground test in '", opt.input,
                "' (", pairs.candidates, " candidates, all background): is the volume empty or the --patch too large?");
   // Equal percentiles: (nearly) every voxel has one value, the normalized targets are ~0 and the
@@ -318,7 +319,7 @@ TrainResult run_train(const TrainOptions& opt) {
   tro.record_steps = opt.record_steps;
   const int B = opt.batch, P = opt.patch;
   const size_t patch_floats = size_t(P) * P;
-  const std::string oom_hint = "lower --batch or --patch, or train with --device cpu";
+  const OomHints oom_hint{"lower --batch or --patch, or train with --device cpu", "lower --batch or --patch"};
   with_oom_hint(
       [&] {
         Trainer trainer(model, device, tro);

@@ -93,16 +93,17 @@ std::vector<double> parse_number_list(const std::string& text, int count, const 
   return values;
 }
 
-void with_oom_hint(const std::function<void()>& body, const std::string& hint) {
+void with_oom_hint(const std::function<void()>& body, const OomHints& hints) {
   try {
     body();
   } catch (const Error& e) {
     const std::string msg = e.what();
-    if (msg.find("out of memory") != std::string::npos || msg.find("cudaErrorMemoryAllocation") != std::string::npos)
-      throw Error(msg + "\n  hint: " + hint);
+    if (msg.find("cudaErrorMemoryAllocation") != std::string::npos || msg.find("out of GPU memory") != std::string::npos)
+      throw Error(msg + "\n  hint: " + hints.gpu);
+    if (msg.find("out of memory") != std::string::npos) throw Error(msg + "\n  hint: " + hints.host);
     throw;
   } catch (const std::bad_alloc&) {
-    throw Error("out of host memory\n  hint: " + hint);
+    throw Error("out of host memory\n  hint: " + hints.host);
   }
 }
 

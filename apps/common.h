@@ -39,9 +39,15 @@ std::string format_exact(double v, int min_decimals = 4);
 std::vector<double> parse_number_list(const std::string& text, int count, const char* what,
                                       const char* expected_form);
 
-// Runs `body`; an isonet::Error mentioning "out of memory" is rethrown with `hint` appended, so
-// the user learns which option (e.g. --max-memory, --batch) to lower.
-void with_oom_hint(const std::function<void()>& body, const std::string& hint);
+// What to do when memory runs out, said per kind of memory: the GPU's (a CUDA allocation error)
+// or the host's (std::bad_alloc, or an allocation error of a CPU buffer).
+struct OomHints {
+  std::string gpu, host;
+};
+
+// Runs `body`; running out of memory is rethrown as an isonet::Error with the matching hint
+// appended, so the user learns which option (e.g. --max-memory, --batch) to lower.
+void with_oom_hint(const std::function<void()>& body, const OomHints& hints);
 
 // --math tf32 on the CPU, which ignores it: writes the one line "CMD: --math tf32 applies to CUDA
 // only; the CPU computes the convolutions in fp32" to `log`. Nothing for fp32 or on CUDA.

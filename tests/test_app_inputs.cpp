@@ -6,6 +6,8 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <functional>
+#include <new>
 #include <iterator>
 #include <sstream>
 #include <string>
@@ -306,4 +308,16 @@ TEST_CASE("hyperstack inputs: a command needs --channel/--frame where the file h
   const std::string no_choice = error_of([&] { read_volume(path, "ground truth", nullptr, 1, {}, false); });
   CHECK(contains(no_choice, "ground truth '" + path + "' holds 2 channels: this option takes a single volume"));
   CHECK(contains(no_choice, "preview --input"));
+}
+
+TEST_CASE("out-of-memory hints: the GPU's for CUDA allocation errors, the host's otherwise; other errors unchanged") {
+  const OomHints hints{"use --device cpu", "restore a smaller region"};
+  auto message = [&](const std::function<void()>& body) { return error_of([&] { with_oom_hint(body, hints); }); };
+  const std::string gpu = message([] { fail("conv2d: CUDA error cudaErrorMemoryAllocation (out of memory)"); });
+  CHECK(contains(gpu, "cudaErrorMemoryAllocation"));
+  CHECK(contains(gpu, "\n  hint: use --device cpu"));
+  const std::string host = message([] { fail("allocating 9 bytes of host memory: out of memory"); });
+  CHECK(contains(host, "\n  hint: restore a smaller region"));
+  CHECK(contains(message([] { throw std::bad_alloc(); }), "out of host memory\n  hint: restore a smaller region"));
+  CHECK(message([] { fail("something else"); }) == "something else");
 }
