@@ -305,6 +305,44 @@ TEST_CASE("tiff: one channel and time point of an ImageJ hyperstack, chosen; ref
                  "truncated or damaged hyperstack"));
 }
 
+TEST_CASE("tiff: damaged hyperstack descriptions (ImageJ and OME) never crash: a volume or an isonet::Error") {
+  // Characters of the description replaced by digits, signs, quotes, brackets and axis letters,
+  // read with every selection from -1 to 3: counts, orders and sizes that contradict the pages.
+  TempDir dir;
+  const int C = 2, Z = 3, T = 2, ny = 6, nx = 5;
+  std::vector<uint16_t> data(size_t(C) * Z * T * ny * nx);
+  for (size_t i = 0; i < data.size(); ++i) data[i] = uint16_t(i);
+  test::LibtiffPages imagej, ome;
+  imagej.description = "ImageJ=1.53t\nimages=12\nchannels=2\nslices=3\nframes=2\nhyperstack=true\nunit=micron\n"
+                       "spacing=0.5\n";
+  ome.description = "<?xml version=\"1.0\"?><OME><Image ID=\"Image:0\"><Pixels ID=\"Pixels:0\" "
+                    "DimensionOrder=\"XYZCT\" Type=\"uint16\" SizeX=\"5\" SizeY=\"6\" SizeZ=\"3\" SizeC=\"2\" "
+                    "SizeT=\"2\" PhysicalSizeX=\"0.1\" PhysicalSizeY=\"0.1\" PhysicalSizeZ=\"0.5\"></Pixels></Image></OME>";
+  const std::string alphabet = "0123456789-+.=\"<> \nCZTXYe";
+  std::mt19937 rng(5);
+  int reads = 0, errors = 0;
+  for (const test::LibtiffPages* base : {&imagej, &ome}) {
+    for (int trial = 0; trial < 120; ++trial) {
+      test::LibtiffPages how = *base;
+      const int n = 1 + int(rng() % 3);
+      for (int k = 0; k < n; ++k) how.description[rng() % how.description.size()] = alphabet[rng() % alphabet.size()];
+      test::write_with_libtiff(dir.file("bad.tif"), data, C * Z * T, ny, nx, how);
+      const TiffSelection select{int(rng() % 5) - 1, int(rng() % 5) - 1};
+      try {
+        const Volume r = read_tiff(dir.file("bad.tif"), nullptr, select);
+        CHECK(r.size() == size_t(r.nz) * r.ny * r.nx);
+        CHECK(r.nz >= 1);
+        ++reads;
+      } catch (const Error&) {
+        ++errors;
+      }
+    }
+  }
+  MESSAGE("damaged hyperstack descriptions: " << reads << " read, " << errors << " refused");
+  CHECK(reads + errors == 240);
+  CHECK(reads > 0);  // many damages leave a readable file (e.g. in the unit or the version)
+}
+
 TEST_CASE("tiff: a hyperstack in ImageJ's single-IFD layout gives the chosen channel") {
   // The single-IFD layout, declared to hold 3 channels (the description keeps its length:
   // "hyperstack=true" becomes "channels=3\nx=ab").
