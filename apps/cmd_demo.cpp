@@ -73,7 +73,7 @@ DemoResult run_demo(const DemoOptions& opt) {
 
   out << "\n== train\n";
   TrainOptions to;
-  to.input = sim.acquisition_path;
+  to.inputs = {sim.acquisition_path};
   to.psf = psf;
   to.model = "isonet2";
   to.psf_mode = "split";

@@ -99,15 +99,17 @@ std::string describe_model(const std::string& path) {
   const ModelMetadata& md = m.metadata;
   os << "  PSF: " << (md.psf.empty() ? "(not recorded)" : md.psf) << ", " << md.psf_mode
      << "; subsampling factor S = " << format_exact(md.subsampling, 6) << "\n";
-  os << "  normalization: percentiles " << md.normalization.low_percentile << " / " << md.normalization.high_percentile
-     << " (of the training data: " << md.normalization.low_value << " / " << md.normalization.high_value
-     << "; restore recomputes them on its input)\n";
   nlohmann::json extra;
   try {
     extra = nlohmann::json::parse(md.extra_json);
   } catch (const std::exception&) {
-    return os.str();  // written by another tool: nothing more to say
+    extra = nlohmann::json::object();  // written by another tool: the metadata above is all there is
   }
+  const bool several = extra.contains("train") && extra["train"].is_object() &&
+                       extra["train"].contains("more_inputs_normalization");
+  os << "  normalization: percentiles " << md.normalization.low_percentile << " / " << md.normalization.high_percentile
+     << " (of the " << (several ? "first training input" : "training data") << ": " << md.normalization.low_value
+     << " / " << md.normalization.high_value << "; restore recomputes them on its input)\n";
   if (extra.contains("train") && extra["train"].is_object()) {
     const auto& t = extra["train"];
     os << "  training:";

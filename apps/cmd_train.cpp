@@ -57,7 +57,8 @@ class BatchSampler {
 };
 
 // The settings a resumed run must share with its checkpoint.
-json train_settings(const TrainOptions& opt, double factor, int patches, const NormalizeParams& norm) {
+json train_settings(const TrainOptions& opt, double factor, int patches, const std::vector<NormalizeParams>& norms) {
+  const NormalizeParams& norm = norms.front();
   json j{{"psf", opt.psf},
               {"psf_units", opt.psf_units},
               {"psf_size", opt.psf_size},
@@ -78,6 +79,11 @@ json train_settings(const TrainOptions& opt, double factor, int patches, const N
   if (opt.validation > 0) j["validation"] = opt.validation;
   if (opt.select.channel >= 0) j["channel"] = opt.select.channel;
   if (opt.select.frame >= 0) j["frame"] = opt.select.frame;
+  if (norms.size() > 1) {  // further inputs: their normalization values, so a resume uses the same data
+    json more = json::array();
+    for (size_t i = 1; i < norms.size(); ++i) more.push_back(json::array({norms[i].p_lo, norms[i].p_hi}));
+    j["more_inputs_normalization"] = more;
+  }
   return j;
 }
 
@@ -179,6 +185,95 @@ void save_checkpoint(const std::string& path, Trainer& trainer, const json& sett
   if (out_model) *out_model = std::move(m);
 }
 
+// What train needs from an input before reading its pixels.
+struct InputHeader {
+  std::string path;
+  TiffInfo info;             // of the selected volume (--channel/--frame)
+  SubsamplingFactor factor;  // from --subsample, --voxel or its metadata
+};
+
+// Every input's header. They must share the factor S and the lateral pixel size: one PSF grid,
+// one set of training pairs and one network serve them all.
+std::vector<InputHeader> read_input_headers(const TrainOptions& opt, const std::vector<double>& voxel_override) {
+  ISONET_CHECK(!opt.inputs.empty(), "train: --input is required");
+  std::vector<InputHeader> headers;
+  for (const std::string& path : opt.inputs) {
+    require_file(path, "input");
+    InputHeader h{path, read_tiff_info(path, opt.select), {}};
+    h.factor = determine_subsampling(h.info, opt.subsample, voxel_override, path);
+    if (!headers.empty()) {
+      const InputHeader& first = headers.front();
+      ISONET_CHECK(nearly_equal(h.factor.factor, first.factor.factor, 1e-6), "train: the inputs differ in their ",
+                   "subsampling factor: ", first.path, " has S = ", format_exact(first.factor.factor, 6), ", ", path,
+                   " has S = ", format_exact(h.factor.factor, 6), " (one model serves one S; train them separately)");
+      const double dx0 = voxel_override.empty() ? first.info.voxel.x : voxel_override[2];
+      const double dx = voxel_override.empty() ? h.info.voxel.x : voxel_override[2];
+      ISONET_CHECK(nearly_equal(dx, dx0, 1e-6) && h.info.voxel.unit == first.info.voxel.unit,
+                   "train: the inputs differ in their lateral pixel size: ", first.path, " has ",
+                   format_exact(dx0), " ", first.info.voxel.unit, ", ", path, " has ", format_exact(dx), " ",
+                   h.info.voxel.unit, " (the PSF is built on one grid; train them separately)");
+    }
+    headers.push_back(std::move(h));
+  }
+  return headers;
+}
+
+// `total` training pairs shared over the inputs by voxel count (largest remainders), each at
+// least 1 when total allows.
+std::vector<int> share_pairs(int total, const std::vector<InputHeader>& headers) {
+  std::vector<double> voxels;
+  double sum = 0;
+  for (const InputHeader& h : headers) {
+    voxels.push_back(double(h.info.nz) * h.info.ny * h.info.nx);
+    sum += voxels.back();
+  }
+  std::vector<int> shares(headers.size());
+  std::vector<std::pair<double, size_t>> remainders;
+  int given = 0;
+  for (size_t i = 0; i < headers.size(); ++i) {
+    const double exact = total * voxels[i] / sum;
+    shares[i] = std::max(1, int(std::floor(exact)));
+    given += shares[i];
+    remainders.push_back({exact - std::floor(exact), i});
+  }
+  std::sort(remainders.begin(), remainders.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  for (size_t k = 0; given < total && k < remainders.size(); ++k, ++given) ++shares[remainders[k].second];
+  return shares;
+}
+
+// The pairs of several volumes interleaved (a0, b0, a1, b1, ..., then the rest of the larger), so
+// that the tail --validation holds out mixes the volumes; counts added, the first's normalization
+// kept (the model records it; restore recomputes its own). One volume: its pairs unchanged.
+TrainingPairs interleave_pairs(std::vector<TrainingPairs>& parts) {
+  if (parts.size() == 1) return std::move(parts.front());
+  TrainingPairs all;
+  const TrainingPairs& first = parts.front();
+  all.patch_size = first.patch_size;
+  all.norm = first.norm;
+  all.allowed_symmetries = first.allowed_symmetries;
+  all.factor = first.factor;
+  all.interp = first.interp;
+  const size_t pp = size_t(first.patch_size) * first.patch_size;
+  int longest = 0;
+  for (const TrainingPairs& p : parts) {
+    all.n += p.n;
+    all.requested += p.requested;
+    all.candidates += p.candidates;
+    all.rejected_background += p.rejected_background;
+    longest = std::max(longest, p.n);
+  }
+  all.inputs.reserve(size_t(all.n) * pp);
+  all.targets.reserve(size_t(all.n) * pp);
+  for (int k = 0; k < longest; ++k)
+    for (const TrainingPairs& p : parts) {
+      if (k >= p.n) continue;
+      all.inputs.insert(all.inputs.end(), p.inputs.begin() + k * pp, p.inputs.begin() + (k + 1) * pp);
+      all.targets.insert(all.targets.end(), p.targets.begin() + k * pp, p.targets.begin() + (k + 1) * pp);
+      all.origins.push_back(p.origins[size_t(k)]);
+    }
+  return all;
+}
+
 }  // namespace
 
 int default_patches(int patch) {
@@ -216,40 +311,14 @@ TrainResult run_train(const TrainOptions& opt) {
   }
   if (opt.resume) require_file(opt.out, "checkpoint to --resume from (--out)");
 
-  // Data and the subsampling factor, stated exactly.
-  TiffInfo info;
-  Volume data = read_volume(opt.input, "input", &info, 2, opt.select);
-  if (!voxel_override.empty()) data.voxel = VoxelSize{voxel_override[0], voxel_override[1], voxel_override[2], "um"};
-  const SubsamplingFactor factor = determine_subsampling(info, opt.subsample, voxel_override, opt.input);
+  // Data: every input's header first (factor S stated exactly, pixel size, shape), then the training
+  // pairs volume by volume (one volume in memory at a time).
+  const std::vector<InputHeader> headers = read_input_headers(opt, voxel_override);
+  const SubsamplingFactor factor = headers[0].factor;
   out << factor.message << "\n";
-  if (!factor.warning.empty()) out << factor.warning << "\n";
+  for (const InputHeader& h : headers)
+    if (!h.factor.warning.empty()) out << h.factor.warning << "\n";
   const double S = factor.factor;
-  out << "input: " << opt.input << " " << data.shape_str() << describe_selection(info, opt.select) << ", voxel "
-      << describe_voxel(data.voxel) << "\n";
-  ISONET_CHECK(opt.patch <= data.ny && opt.patch <= data.nx, "train: --patch ", opt.patch,
-               " is larger than the lateral plane ", data.ny, "x", data.nx, ": use a --patch <= ",
-               (std::min(data.ny, data.nx) / 4) * 4, " (a multiple of 4)");
-
-  // The PSF on the isotropic grid of the lateral pixel size, and its training kernel.
-  const double dx = data.voxel.x;
-  const VoxelSize iso{dx, dx, dx, data.voxel.unit};
-  PsfBuildContext ctx;
-  ctx.units = parse_psf_units(opt.psf_units);
-  ctx.size = opt.psf_size;
-  if (!opt.psf_voxel.empty())
-    ctx.file_voxel = parse_number_list(opt.psf_voxel, 3, "--psf-voxel", "Z,Y,X voxel size of the bead file");
-  ctx.data_voxel_known = info.has_z_spacing || info.has_xy_size || !voxel_override.empty();
-  ctx.data_acquired_voxel = VoxelSize{S * dx, dx, dx, data.voxel.unit};
-  const Volume psf = build_psf(spec, iso, ctx, out);
-  TrainingPsfOptions topt;
-  topt.plane = AxialPlane::XZ;
-  topt.z_axis = LateralZAxis::Y;  // rows play z: the orientation of training_pairs.h and restore
-  const TrainingPsfs kernels = training_psfs(psf, topt);
-  const Volume& kernel = opt.psf_mode == "split" ? kernels.split : kernels.rotated;
-  out << "PSF: " << describe_psf(spec, ctx.units) << " on grid " << psf.shape_str() << "; training kernel "
-      << (opt.psf_mode == "split" ? "h_split" : "h_rot (full)") << " " << kernel.shape_str() << " (rows = z)\n";
-
-  // Training pairs.
   const Device device = select_device(opt.device);
   note_cpu_conv_math(out, "train", conv.math, device);
   TrainingPairOptions popt;
@@ -260,35 +329,85 @@ TrainResult run_train(const TrainOptions& opt) {
   popt.patch_size = opt.patch;
   popt.patch_multiple = 4;
   popt.n_patches = opt.patches > 0 ? opt.patches : default_patches(opt.patch);
-  popt.seed = opt.seed;
   popt.device = device;
-  TrainingPairs pairs;
-  with_oom_hint([&] { pairs = make_training_pairs(data, kernel, popt); },
-                {"train with --device cpu", "fewer or smaller training pairs: lower --patches or --patch"});
-  ISONET_CHECK(pairs.n >= 1, "train: no training patch passed the foreground test in '", opt.input,
-               "' (", pairs.candidates, " candidates, all background): is the volume empty or the --patch too large?");
-  // Equal percentiles: (nearly) every voxel has one value, the normalized targets are ~0 and the
-  // PSNR loss (which divides by the target's maximum) has nothing to measure.
-  ISONET_CHECK(pairs.norm.p_hi > pairs.norm.p_lo, "train: '", opt.input, "' is (nearly) constant: its percentiles p",
-               pairs.norm.low_percent, " and p", pairs.norm.high_percent, " are both ", pairs.norm.p_lo,
-               ", so there is no structure to learn");
-  out << "training pairs: " << pairs.n << " patches of " << opt.patch << "x" << opt.patch << " (" << pairs.requested
-      << " requested, " << pairs.rejected_background << " background candidates rejected), normalization p"
-      << pairs.norm.low_percent << " = " << pairs.norm.p_lo << ", p" << pairs.norm.high_percent << " = "
-      << pairs.norm.p_hi << "\n";
-  if (pairs.shortfall() > 0)
-    out << "warning: only " << pairs.n << " of " << pairs.requested << " patches found enough foreground\n";
+  const std::vector<int> shares = share_pairs(popt.n_patches, headers);
+  Volume psf;
+  TrainingPsfs kernels;
+  std::vector<TrainingPairs> parts;
+  for (size_t i = 0; i < headers.size(); ++i) {
+    const std::string& path = headers[i].path;
+    Volume data = read_volume(path, "input", nullptr, 2, opt.select);
+    if (!voxel_override.empty()) data.voxel = VoxelSize{voxel_override[0], voxel_override[1], voxel_override[2], "um"};
+    out << "input: " << path << " " << data.shape_str() << describe_selection(headers[i].info, opt.select)
+        << ", voxel " << describe_voxel(data.voxel) << "\n";
+    ISONET_CHECK(opt.patch <= data.ny && opt.patch <= data.nx, "train: --patch ", opt.patch,
+                 " is larger than the lateral plane ", data.ny, "x", data.nx, " of '", path, "': use a --patch <= ",
+                 (std::min(data.ny, data.nx) / 4) * 4, " (a multiple of 4)");
+    if (i == 0) {
+      // The PSF on the isotropic grid of the lateral pixel size (shared by every input), and its
+      // training kernel.
+      const double dx = data.voxel.x;
+      const VoxelSize iso{dx, dx, dx, data.voxel.unit};
+      PsfBuildContext ctx;
+      ctx.units = parse_psf_units(opt.psf_units);
+      ctx.size = opt.psf_size;
+      if (!opt.psf_voxel.empty())
+        ctx.file_voxel = parse_number_list(opt.psf_voxel, 3, "--psf-voxel", "Z,Y,X voxel size of the bead file");
+      const TiffInfo& info = headers[0].info;
+      ctx.data_voxel_known = info.has_z_spacing || info.has_xy_size || !voxel_override.empty();
+      ctx.data_acquired_voxel = VoxelSize{S * dx, dx, dx, data.voxel.unit};
+      psf = build_psf(spec, iso, ctx, out);
+      TrainingPsfOptions topt;
+      topt.plane = AxialPlane::XZ;
+      topt.z_axis = LateralZAxis::Y;  // rows play z: the orientation of training_pairs.h and restore
+      kernels = training_psfs(psf, topt);
+      out << "PSF: " << describe_psf(spec, ctx.units) << " on grid " << psf.shape_str() << "; training kernel "
+          << (opt.psf_mode == "split" ? "h_split" : "h_rot (full)") << " "
+          << (opt.psf_mode == "split" ? kernels.split : kernels.rotated).shape_str() << " (rows = z)\n";
+    }
+    const Volume& kernel = opt.psf_mode == "split" ? kernels.split : kernels.rotated;
+    TrainingPairOptions part_opt = popt;
+    part_opt.n_patches = shares[i];
+    part_opt.seed = opt.seed + i;  // other positions in every volume (the first keeps the run's seed)
+    TrainingPairs part;
+    with_oom_hint([&] { part = make_training_pairs(data, kernel, part_opt); },
+                  {"train with --device cpu", "fewer or smaller training pairs: lower --patches or --patch"});
+    ISONET_CHECK(part.n >= 1, "train: no training patch passed the foreground test in '", path, "' (",
+                 part.candidates, " candidates, all background): is the volume empty or the --patch too large?");
+    // Equal percentiles: (nearly) every voxel has one value, the normalized targets are ~0 and the
+    // PSNR loss (which divides by the target's maximum) has nothing to measure.
+    ISONET_CHECK(part.norm.p_hi > part.norm.p_lo, "train: '", path, "' is (nearly) constant: its percentiles p",
+                 part.norm.low_percent, " and p", part.norm.high_percent, " are both ", part.norm.p_lo,
+                 ", so there is no structure to learn");
+    out << "training pairs" << (headers.size() > 1 ? " from " + path : std::string()) << ": " << part.n
+        << " patches of " << opt.patch << "x" << opt.patch << " (" << part.requested << " requested, "
+        << part.rejected_background << " background candidates rejected), normalization p" << part.norm.low_percent
+        << " = " << part.norm.p_lo << ", p" << part.norm.high_percent << " = " << part.norm.p_hi << "\n";
+    if (part.shortfall() > 0)
+      out << "warning: only " << part.n << " of " << part.requested << " patches found enough foreground\n";
+    parts.push_back(std::move(part));
+  }
+  std::vector<NormalizeParams> norms;
+  std::vector<int> made;
+  for (const TrainingPairs& p : parts) {
+    norms.push_back(p.norm);
+    made.push_back(p.n);
+  }
+  const TrainingPairs pairs = interleave_pairs(parts);  // (moves the parts' data)
+  if (parts.size() > 1) out << "training pairs: " << pairs.n << " from " << parts.size() << " volumes\n";
   const int n_val = validation_count(opt.validation, pairs.n), n_train = pairs.n - n_val;
   if (n_val > 0)
     out << "validation: " << n_val << " of the " << pairs.n << " pairs held out, scored every " << opt.validate_every
         << " steps and at the end" << (opt.best.empty() ? "" : "; best weights to " + opt.best) << "\n";
-  data = Volume();  // the pairs are all that is needed from here on
 
   // The model: new, or the checkpoint to resume.
-  const json settings = train_settings(opt, S, popt.n_patches, pairs.norm);
+  const json settings = train_settings(opt, S, popt.n_patches, norms);
+  std::string input_list;  // recorded with the settings (informative: --resume does not compare it)
+  for (const InputHeader& h : headers) input_list += (input_list.empty() ? "" : ", ") + h.path;
   TrainResult result;
   result.factor = factor;
   result.pairs = n_train;
+  result.input_pairs = made;
   result.validation_pairs = n_val;
   Model model;
   if (opt.resume) {
@@ -300,10 +419,10 @@ TrainResult run_train(const TrainOptions& opt) {
   }
   model.metadata.normalization =
       Normalization{pairs.norm.low_percent, pairs.norm.high_percent, double(pairs.norm.p_lo), double(pairs.norm.p_hi)};
-  model.metadata.psf = describe_psf(spec, ctx.units);
+  model.metadata.psf = describe_psf(spec, parse_psf_units(opt.psf_units));
   model.metadata.psf_mode = opt.psf_mode;
   model.metadata.subsampling = S;
-  model.metadata.extra_json = extra_json(settings, opt.input, result.losses, result.validation);
+  model.metadata.extra_json = extra_json(settings, input_list, result.losses, result.validation);
 
   if (model.steps >= opt.steps) {
     out << "train: the checkpoint already has " << model.steps << " >= --steps " << opt.steps
@@ -343,7 +462,7 @@ TrainResult run_train(const TrainOptions& opt) {
             best_psnr = psnr;
             line << " (best so far";
             if (!opt.best.empty()) {
-              save_checkpoint(opt.best, trainer, settings, opt.input, result.losses, result.validation, nullptr,
+              save_checkpoint(opt.best, trainer, settings, input_list, result.losses, result.validation, nullptr,
                               /*with_optimizer=*/false);
               line << ": written to " << opt.best;
             }
@@ -368,11 +487,11 @@ TrainResult run_train(const TrainOptions& opt) {
           progress.update(step, loss);
           if (n_val > 0 && (step % opt.validate_every == 0 || step == opt.steps)) validate(step);
           if (opt.checkpoint_every > 0 && step % opt.checkpoint_every == 0 && step < opt.steps)
-            save_checkpoint(opt.out, trainer, settings, opt.input, result.losses, result.validation, nullptr);
+            save_checkpoint(opt.out, trainer, settings, input_list, result.losses, result.validation, nullptr);
         }
         progress.finish();
         result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        save_checkpoint(opt.out, trainer, settings, opt.input, result.losses, result.validation, &result.model);
+        save_checkpoint(opt.out, trainer, settings, input_list, result.losses, result.validation, &result.model);
       },
       oom_hint);
   out << "train: wrote " << opt.out << " (step " << result.model.steps << ", " << result.steps_this_run
@@ -380,9 +499,11 @@ TrainResult run_train(const TrainOptions& opt) {
   if (!result.validation.empty()) {
     const auto best = std::max_element(result.validation.begin(), result.validation.end(),
                                        [](const auto& a, const auto& b) { return a.psnr < b.psnr; });
-    out << "validation: best PSNR " << best->psnr << " dB at step " << best->step << " of " << result.model.steps
-        << (opt.best.empty() ? "" : " (weights in " + opt.best + ")") << ", last " << result.validation.back().psnr
-        << " dB\n";
+    std::ostringstream line;
+    line << std::fixed << std::setprecision(2) << "validation: best PSNR " << best->psnr << " dB at step "
+         << best->step << " of " << result.model.steps << (opt.best.empty() ? "" : " (weights in " + opt.best + ")")
+         << ", last " << result.validation.back().psnr << " dB\n";
+    out << line.str();
   }
   if (!opt.loss_plot.empty()) {
     std::vector<ValidationPoint> points;

@@ -31,8 +31,8 @@
 namespace isonet::app {
 
 struct TrainOptions {
-  std::string input;
-  TiffSelection select;      // --channel / --frame of a hyperstack input
+  std::vector<std::string> inputs;  // one volume, or several of the same sampling (S, pixel size)
+  TiffSelection select;      // --channel / --frame of hyperstack inputs
   std::string psf;
   std::string psf_units = "px";
   std::string psf_voxel;     // Z,Y,X of a measured PSF file without metadata
@@ -76,6 +76,7 @@ struct TrainResult {
   long steps_this_run = 0;
   double seconds = 0;          // training loop wall time of this run
   int pairs = 0;               // training pairs batches are drawn from
+  std::vector<int> input_pairs;  // pairs made from each input (before --validation holds some out)
   int validation_pairs = 0;    // pairs held out by --validation (never in a batch)
 };
 

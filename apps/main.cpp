@@ -86,7 +86,9 @@ int main(int argc, char** argv) {
   // train
   TrainOptions tr;
   auto* train = app.add_subcommand("train", "train IsoNet on one anisotropic volume (training pairs from its lateral planes)");
-  train->add_option("--input", tr.input, "anisotropic volume (TIFF, ZYX)")->required();
+  train->add_option("--input", tr.inputs,
+                    "anisotropic volume (TIFF, ZYX); several (--input A B ...) of the same sampling train one model")
+      ->required();
   add_selection(train, tr.select);
   add_psf(train, tr.psf, tr.psf_units, tr.psf_voxel, tr.psf_size, true);
   train->add_option("--subsample", tr.subsample,

@@ -223,7 +223,7 @@ Volume first_planes(const Volume& v, int nz) {
 Model train_network(const MethodSpec& m, const DatasetSpec& d, const Settings& s, const std::string& acq_path,
                     const std::string& model_path, uint64_t seed, const std::string& device) {
   app::TrainOptions t;
-  t.input = acq_path;
+  t.inputs = {acq_path};
   t.psf = m.delta_kernel ? kDeltaPsf : d.psf;
   t.psf_units = "px";
   t.subsample = d.S;

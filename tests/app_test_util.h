@@ -28,7 +28,7 @@ inline std::string simulated_acquisition(const TempDir& dir, int size, int radiu
 // report, no progress lines), one checkpoint at the end; the caller sets steps, batch, patch, ...
 inline app::TrainOptions quiet_training(const std::string& input, const std::string& psf, const std::string& out) {
   app::TrainOptions o;
-  o.input = input;
+  o.inputs = {input};
   o.psf = psf;
   o.out = out;
   o.device = "cpu";

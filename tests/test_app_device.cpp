@@ -75,7 +75,7 @@ TEST_CASE("device: --device cuda without a usable GPU is a clear error and write
   const Inputs in = make_inputs(dir);
 
   TrainOptions t;
-  t.input = in.volume;
+  t.inputs = {in.volume};
   t.psf = "gaussian:1,3";
   t.steps = 2;
   t.batch = 2;

@@ -177,6 +177,70 @@ TEST_CASE("train: --validation scores held-out pairs without changing training, 
   CHECK(contains(error_of([&] { run_train(without); }), "validation: checkpoint 0.25, now (none)"));
 }
 
+TEST_CASE("train: several inputs train one model (pairs shared by size, interleaved), resume checks them") {
+  test::TempDir dir;
+  // Two acquisitions of the same sampling (S = 4, 0.1 um pixels), different phantoms; the second
+  // half as deep (fewer voxels: fewer pairs).
+  auto acquisition = [&](const std::string& prefix, int size, uint64_t seed) {
+    SimulateOptions so;
+    so.size = size;
+    so.psf = "gaussian:1,3";
+    so.subsample = 4;
+    so.radius = 5;
+    so.seed = seed;
+    so.device = "cpu";
+    so.out_prefix = dir.file(prefix);
+    so.quiet = true;
+    return run_simulate(so).acquisition_path;
+  };
+  const std::string a = acquisition("a", 40, 1), b = acquisition("b", 40, 2);
+  Volume half = read_tiff(b);
+  half.nz = 5;
+  half.data.resize(size_t(half.nz) * half.ny * half.nx);
+  const std::string c = dir.file("c_aniso.tif");
+  write_tiff(c, half);
+
+  TrainOptions o = small_training(dir, a, "two.safetensors");
+  o.inputs = {a, c};
+  o.patches = 30;
+  const TrainResult r = run_train(o);
+  CHECK(r.model.steps == 6);
+  CHECK(r.input_pairs == std::vector<int>{20, 10});  // shared by voxels: 10 planes of 40x40 against 5
+  CHECK(r.pairs == 30);
+  CHECK(contains(load_model(o.out).metadata.extra_json, "more_inputs_normalization"));
+
+  // Resumed with the same inputs: the uninterrupted run bit for bit; with another second input: refused.
+  TrainOptions part = o;
+  part.out = dir.file("part.safetensors");
+  part.quiet = true;
+  part.steps = 3;
+  run_train(part);
+  part.steps = 6;
+  part.resume = true;
+  CHECK(run_train(part).model.weights == r.model.weights);
+  TrainOptions other = part;
+  other.inputs = {a, b};
+  other.steps = 8;
+  CHECK(contains(error_of([&] { run_train(other); }), "more_inputs_normalization"));
+
+  // Inputs of another factor S or pixel size are refused, naming both.
+  Volume coarse = read_tiff(a);
+  coarse.voxel.z = 0.8;  // S = 8
+  write_tiff(dir.file("coarse.tif"), coarse);
+  TrainOptions mixed = small_training(dir, a, "mixed.safetensors");
+  mixed.inputs = {a, dir.file("coarse.tif")};
+  const std::string s_msg = error_of([&] { run_train(mixed); });
+  CHECK(contains(s_msg, "the inputs differ in their subsampling factor"));
+  CHECK(contains(s_msg, "S = 8.000000"));
+  Volume finer = read_tiff(a);
+  finer.voxel.x = finer.voxel.y = 0.05;
+  finer.voxel.z = 0.2;  // S = 4 still
+  write_tiff(dir.file("finer.tif"), finer);
+  mixed.inputs = {a, dir.file("finer.tif")};
+  CHECK(contains(error_of([&] { run_train(mixed); }), "the inputs differ in their lateral pixel size"));
+  CHECK(!std::ifstream(mixed.out).good());
+}
+
 TEST_CASE("train: errors a user can act on, and no model file written") {
   test::TempDir dir;
   Volume v(6, 24, 24, 1.f);
@@ -195,14 +259,14 @@ TEST_CASE("train: errors a user can act on, and no model file written") {
   CHECK(contains(error_of([&] { run_train(low); }), "below 1"));
 
   TrainOptions missing = o;
-  missing.input = dir.file("nope.tif");
+  missing.inputs = {dir.file("nope.tif")};
   CHECK(contains(error_of([&] { run_train(missing); }), "input file"));
 
   Volume nan = v;
   nan.data[100] = INFINITY;
   write_tiff(dir.file("inf.tif"), nan);
   TrainOptions with_inf = o;
-  with_inf.input = dir.file("inf.tif");
+  with_inf.inputs = {dir.file("inf.tif")};
   with_inf.subsample = 2;
   CHECK(contains(error_of([&] { run_train(with_inf); }), "non-finite"));
 
@@ -225,7 +289,7 @@ TEST_CASE("train: errors a user can act on, and no model file written") {
   flat.voxel = v.voxel;
   write_tiff(dir.file("flat.tif"), flat);
   TrainOptions constant = o;
-  constant.input = dir.file("flat.tif");
+  constant.inputs = {dir.file("flat.tif")};
   constant.subsample = 2;
   const std::string flat_msg = error_of([&] { run_train(constant); });
   CHECK(contains(flat_msg, "constant"));
