@@ -87,6 +87,9 @@ def main():
     ap.add_argument("--psf", default="gaussian:1,2", help="training PSF (isonet train --psf), lateral pixels")
     ap.add_argument("--model", default="isonet2")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--validation", type=float, default=0.0,
+                    help="hold out this fraction of the training pairs (train --validation) and restore with the "
+                         "best-scoring weights (train --best) instead of the last")
     ap.add_argument("--out-md", default="")
     args = ap.parse_args()
 
@@ -103,12 +106,18 @@ def main():
             aniso = os.path.join(work, f"aniso_{f}.tif")
             write_volume(aniso, kept, f * PIXEL_UM)
             model = os.path.join(work, f"model_{f}.isonet")
+            best = os.path.join(work, f"best_{f}.isonet")
             restored = os.path.join(work, f"restored_{f}.tif")
-            _, t_train = run([args.isonet, "train", "--input", aniso, "--psf", args.psf, "--subsample", str(f),
-                              "--model", args.model, "--steps", str(args.steps), "--batch", str(args.batch),
-                              "--patch", str(args.patch), "--device", args.device, "--out", model], log)
-            _, t_restore = run([args.isonet, "restore", "--model", model, "--input", aniso, "--output", restored,
-                                "--device", args.device], log)
+            train = [args.isonet, "train", "--input", aniso, "--psf", args.psf, "--subsample", str(f), "--model",
+                     args.model, "--steps", str(args.steps), "--batch", str(args.batch), "--patch", str(args.patch),
+                     "--device", args.device, "--out", model]
+            if args.validation > 0:
+                train += ["--validation", str(args.validation), "--best", best]
+            train_log, t_train = run(train, log)
+            if args.validation > 0:
+                print(f"f={f}: " + train_log.strip().splitlines()[-1], flush=True)  # the best and last scores
+            _, t_restore = run([args.isonet, "restore", "--model", best if args.validation > 0 else model, "--input",
+                                aniso, "--output", restored, "--device", args.device], log)
             pred = tifffile.imread(restored).astype(np.float64)[:nz]
             methods = {"linear": interpolate_z(kept, f, nz, 1), "cubic B-spline": interpolate_z(kept, f, nz, 3),
                        args.model: pred}
@@ -124,7 +133,8 @@ def main():
         "",
         f"- date: {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC; commit {commit or 'unknown'}; device {args.device}",
         f"- command: `python3 bench/real_heldout.py --factors {args.factors} --steps {args.steps} --batch {args.batch}"
-        f" --patch {args.patch} --psf {args.psf} --model {args.model} --device {args.device}`",
+        f" --patch {args.patch} --psf {args.psf} --model {args.model} --device {args.device}"
+        f"{f' --validation {args.validation}' if args.validation > 0 else ''}`",
         f"- ground truth {gt.shape[0]}x{gt.shape[1]}x{gt.shape[2]} (z step 0.388 um, pixels 0.351 um); every f-th plane"
         " kept, the others held out; see the script's header for the grid and the scores",
         "",
