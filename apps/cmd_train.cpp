@@ -218,8 +218,8 @@ std::vector<InputHeader> read_input_headers(const TrainOptions& opt, const std::
   return headers;
 }
 
-// `total` training pairs shared over the inputs by voxel count (largest remainders), each at
-// least 1 when total allows.
+// `total` training pairs shared over the inputs by voxel count (largest remainders), each input at
+// least 1 (so more inputs than `total` get one pair each).
 std::vector<int> share_pairs(int total, const std::vector<InputHeader>& headers) {
   std::vector<double> voxels;
   double sum = 0;
