@@ -1,6 +1,8 @@
 // cmd_restore.cpp: `isonet restore` (see cmd_restore.h).
 #include "apps/cmd_restore.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -251,6 +253,44 @@ Volume run_restore(const RestoreOptions& opt) {
     out << "restore: wrote the preview " << opt.preview << " (rows: input, restored; columns: xy, xz, yz)\n";
   }
   return result;
+}
+
+std::vector<std::string> run_restore_inputs(RestoreOptions opt, const std::vector<std::string>& inputs,
+                                            const std::string& output_dir) {
+  ISONET_CHECK(!inputs.empty(), "restore: --input is required");
+  ISONET_CHECK(opt.output.empty() != output_dir.empty(), "restore: give --output FILE (one input) or --output-dir ",
+               "DIR (one or several inputs), not ", opt.output.empty() ? "neither" : "both");
+  if (!opt.output.empty()) {
+    ISONET_CHECK(inputs.size() == 1, "restore: ", inputs.size(), " inputs need --output-dir DIR (one file each), ",
+                 "not --output");
+    opt.input = inputs.front();
+    run_restore(opt);
+    return {opt.output};
+  }
+  ISONET_CHECK(inputs.size() == 1 || opt.preview.empty(),
+               "restore: --preview takes one input (preview several results with isonet preview)");
+  struct stat st {};
+  ISONET_CHECK(stat(output_dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode), "restore: --output-dir '", output_dir,
+               "' is not an existing directory");
+  std::vector<std::string> outputs;
+  for (const std::string& in : inputs) {
+    std::string name = in.substr(in.find_last_of('/') + 1);  // npos + 1 == 0: no directory part
+    for (const char* ext : {".ome.tiff", ".ome.tif", ".tiff", ".tif", ".TIFF", ".TIF"})
+      if (name.size() > std::strlen(ext) && name.compare(name.size() - std::strlen(ext), std::string::npos, ext) == 0) {
+        name.resize(name.size() - std::strlen(ext));
+        break;
+      }
+    const std::string out = output_dir + "/" + name + "_iso.tif";
+    ISONET_CHECK(std::find(outputs.begin(), outputs.end(), out) == outputs.end(), "restore: two inputs would ",
+                 "both be written to '", out, "' (same file name); restore them into different --output-dir");
+    outputs.push_back(out);
+  }
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    opt.input = inputs[i];
+    opt.output = outputs[i];
+    run_restore(opt);
+  }
+  return outputs;
 }
 
 }  // namespace isonet::app

@@ -33,6 +33,7 @@
 #include <cstdio>
 #include <iosfwd>
 #include <string>
+#include <vector>
 
 #include "imaging/resample.h"
 #include "imaging/tiff.h"
@@ -86,6 +87,15 @@ struct RestoreOptions {
 };
 
 Volume run_restore(const RestoreOptions& opt);
+
+// `isonet restore` with one or several inputs: one input with `opt.output` is run_restore; with
+// `output_dir` every input is restored to OUTPUT_DIR/<its name without .tif/.tiff/.ome.tif>_iso.tif
+// (the model read once per input; each file written atomically, so a failure leaves the earlier
+// results and nothing half-written). Refused before any work: several inputs with --output or
+// --preview, both or neither of --output/--output-dir, two inputs with the same output name.
+// Returns the output paths.
+std::vector<std::string> run_restore_inputs(RestoreOptions opt, const std::vector<std::string>& inputs,
+                                            const std::string& output_dir);
 
 // The interpolation a model was trained with ("cubic" when the model does not say).
 Interp model_interp(const Model& model);

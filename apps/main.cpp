@@ -132,11 +132,14 @@ int main(int argc, char** argv) {
 
   // restore
   RestoreOptions rs;
+  std::vector<std::string> rs_inputs;
+  std::string rs_output_dir;
   auto* restore = app.add_subcommand("restore", "restore isotropic resolution with a trained model");
   restore->add_option("--model", rs.model, "model file written by train")->required();
-  restore->add_option("--input", rs.input, "anisotropic volume (TIFF, ZYX)")->required();
+  restore->add_option("--input", rs_inputs, "anisotropic volume (TIFF, ZYX); several with --output-dir")->required();
   add_selection(restore, rs.select);
-  restore->add_option("--output", rs.output, "restored volume (TIFF, z spacing = lateral pixel size)")->required();
+  restore->add_option("--output", rs.output, "restored volume (TIFF, z spacing = lateral pixel size)");
+  restore->add_option("--output-dir", rs_output_dir, "existing folder for several inputs: DIR/<name>_iso.tif each");
   add_device(restore, rs.device);
   restore->add_option("--max-memory", rs.max_memory_mb, "working memory of the network in MB (slabs/tiles beyond)")
       ->capture_default_str();
@@ -149,7 +152,7 @@ int main(int argc, char** argv) {
   restore->add_option("--preview", rs.preview, "also write a PNG preview of input and result");
   add_conv(restore, rs.conv);
   add_math(restore, rs.math);
-  restore->callback([&] { run_restore(rs); });
+  restore->callback([&] { run_restore_inputs(rs, rs_inputs, rs_output_dir); });
 
   // simulate
   SimulateOptions sm;

@@ -223,3 +223,46 @@ TEST_CASE("restore: missing files and NaN input are clear errors and leave no ou
   std::sort(names.begin(), names.end());
   CHECK(names == std::vector<std::string>{"flat.tif", "in.tif", "m.safetensors", "nan.tif"});
 }
+
+TEST_CASE("restore: several inputs into --output-dir, each as restoring it alone; wrong combinations refused first") {
+  test::TempDir dir;
+  write_tiff(dir.file("a.tif"), test_volume(4, 9, 10, 3.0, 6));
+  write_tiff(dir.file("b.ome.tif"), test_volume(5, 9, 10, 3.0, 7));
+  save_model(dir.file("m.safetensors"), test_model(3.0));
+  std::string sub = dir.file("out");
+  REQUIRE(std::system(("mkdir '" + sub + "'").c_str()) == 0);
+  RestoreOptions o;
+  o.model = dir.file("m.safetensors");
+  o.quiet = true;
+  o.progress = nullptr;
+  o.device = "cpu";
+  const std::vector<std::string> outs = run_restore_inputs(o, {dir.file("a.tif"), dir.file("b.ome.tif")}, sub);
+  CHECK(outs == std::vector<std::string>{sub + "/a_iso.tif", sub + "/b_iso.tif"});
+  RestoreOptions single = o;
+  single.input = dir.file("b.ome.tif");
+  single.output = dir.file("b_alone.tif");
+  const Volume alone = run_restore(single);
+  CHECK(read_tiff(sub + "/b_iso.tif").data == alone.data);
+  CHECK(read_tiff(sub + "/a_iso.tif").nz == 12);
+
+  // One input with --output is the single-volume command.
+  RestoreOptions one = o;
+  one.output = dir.file("one.tif");
+  CHECK(run_restore_inputs(one, {dir.file("a.tif")}, "") == std::vector<std::string>{dir.file("one.tif")});
+
+  // Refused before any work (no new file anywhere).
+  const auto before = dir.entries();
+  CHECK(contains(error_of([&] { run_restore_inputs(one, {dir.file("a.tif"), dir.file("b.ome.tif")}, ""); }),
+                 "2 inputs need --output-dir DIR"));
+  CHECK(contains(error_of([&] { run_restore_inputs(o, {dir.file("a.tif")}, ""); }), "not neither"));
+  CHECK(contains(error_of([&] { run_restore_inputs(one, {dir.file("a.tif")}, sub); }), "not both"));
+  CHECK(contains(error_of([&] { run_restore_inputs(o, {dir.file("a.tif"), sub + "/../a.tif"}, sub); }),
+                 "same file name"));
+  CHECK(contains(error_of([&] { run_restore_inputs(o, {dir.file("a.tif")}, dir.file("missing")); }),
+                 "is not an existing directory"));
+  RestoreOptions with_preview = o;
+  with_preview.preview = dir.file("p.png");
+  CHECK(contains(error_of([&] { run_restore_inputs(with_preview, {dir.file("a.tif"), dir.file("b.ome.tif")}, sub); }),
+                 "--preview takes one input"));
+  CHECK(dir.entries() == before);
+}
