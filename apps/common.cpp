@@ -25,22 +25,24 @@ void require_file(const std::string& path, const char* what) {
 Volume read_volume(const std::string& path, const char* what, TiffInfo* info, int min_planes,
                    const TiffSelection& select, bool selectable) {
   require_file(path, what);
-  // A hyperstack needs a choice; say it in the command line's words before reading any pixels.
-  const TiffInfo header = read_tiff_info(path, select);
-  const char* elsewhere = ": this option takes a single volume (train, restore, deconv and preview --input "
-                          "choose one with --channel/--frame; or save one channel per file)";
-  if (header.channels > 1 && select.channel < 0) {
-    if (!selectable) fail(what, " '", path, "' holds ", header.channels, " channels", elsewhere);
-    fail(what, " '", path, "' holds ", header.channels, " channels: choose one with --channel 0..",
-         header.channels - 1);
-  }
-  if (header.frames > 1 && select.frame < 0) {
-    if (!selectable) fail(what, " '", path, "' holds ", header.frames, " time points", elsewhere);
-    fail(what, " '", path, "' holds ", header.frames, " time points: choose one with --frame 0..",
-         header.frames - 1);
-  }
   TiffInfo local;
-  Volume v = read_tiff(path, &local, select);
+  Volume v;
+  try {
+    v = read_tiff(path, &local, select);
+  } catch (const Error&) {
+    // A hyperstack without a choice is refused by the reader; say it in the command line's words.
+    const TiffInfo header = read_tiff_info(path, select);
+    auto require_choice = [&](int count, int chosen, const char* noun, const char* option) {
+      if (count <= 1 || chosen >= 0) return;
+      if (!selectable)
+        fail(what, " '", path, "' holds ", count, " ", noun, ": this option takes a single volume (train, restore, ",
+             "deconv and preview --input choose one with --channel/--frame; or save one channel per file)");
+      fail(what, " '", path, "' holds ", count, " ", noun, ": choose one with ", option, " 0..", count - 1);
+    };
+    require_choice(header.channels, select.channel, "channels", "--channel");
+    require_choice(header.frames, select.frame, "time points", "--frame");
+    throw;
+  }
   if (info) *info = local;
   ISONET_CHECK(v.nz >= min_planes, what, " '", path, "' has shape ", v.shape_str(), ": a 3D volume (Z,Y,X) with at least ",
                min_planes, " planes is needed (a 2D image or a single plane cannot be used here)");
