@@ -32,15 +32,6 @@ std::string compression_name(int code) {
   }
 }
 
-// "30.27": scores with two decimals.
-std::string two_decimals(double v) {
-  std::ostringstream os;
-  os.setf(std::ios::fixed);
-  os.precision(2);
-  os << v;
-  return os.str();
-}
-
 bool is_tiff(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   char b[4] = {};
@@ -126,7 +117,7 @@ std::string describe_model(const std::string& path) {
     for (size_t i = h.size(); i-- > 0 && count < 100;)
       if (h[i].is_number()) sum += h[i].get<double>(), ++count;
     if (count > 0)
-      os << "  training PSNR over the last " << count << " steps: " << two_decimals(-sum / count)
+      os << "  training PSNR over the last " << count << " steps: " << format_fixed(-sum / count, 2)
          << " dB (batches with dropout)\n";
   }
   if (extra.contains("validation_history") && extra["validation_history"].is_array() &&
@@ -135,8 +126,8 @@ std::string describe_model(const std::string& path) {
     size_t best = 0;
     for (size_t i = 1; i < v.size(); ++i)
       if (v[i][1].get<double>() > v[best][1].get<double>()) best = i;
-    os << "  validation PSNR: best " << two_decimals(v[best][1].get<double>()) << " dB at step "
-       << v[best][0].get<long>() << ", last " << two_decimals(v.back()[1].get<double>()) << " dB at step "
+    os << "  validation PSNR: best " << format_fixed(v[best][1].get<double>(), 2) << " dB at step "
+       << v[best][0].get<long>() << ", last " << format_fixed(v.back()[1].get<double>(), 2) << " dB at step "
        << v.back()[0].get<long>() << " (" << v.size() << " scores)\n";
   }
   return os.str();

@@ -236,10 +236,10 @@ Volume run_restore(const RestoreOptions& opt) {
         << ", the model was trained for S = " << format_exact(S, 6) << "; restoring with the model's factor\n";
   Volume result;
   // The host holds the upsampled volume and the result besides the network's working memory.
-  const double volumes_mb = 2.0 * upsampled_length(input.nz, S) * input.ny * input.nx * sizeof(float) / 1048576.0;
+  const int out_nz = upsampled_length(input.nz, S);
+  const double volumes_mb = 2.0 * out_nz * input.ny * input.nx * sizeof(float) / 1048576.0;
   std::ostringstream host_hint;
-  host_hint << "restore holds the upsampled volume and the result in host memory (2 x "
-            << upsampled_length(input.nz, S) << "x" << input.ny << "x" << input.nx << " float32 = "
+  host_hint << "restore holds the upsampled volume and the result in host memory (2 x " << out_nz << "x" << input.ny << "x" << input.nx << " float32 = "
             << long(std::ceil(volumes_mb)) << " MB) besides the network's working memory (up to --max-memory, "
             << opt.max_memory_mb << " MB" << (st.device == Device::CPU ? ", host memory on the CPU" : ", on the GPU")
             << "): lower --max-memory, or restore a smaller region of the volume";

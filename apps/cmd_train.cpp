@@ -5,7 +5,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
-#include <iomanip>
 #include <nlohmann/json.hpp>
 #include <ostream>
 #include <sstream>
@@ -87,7 +86,7 @@ json train_settings(const TrainOptions& opt, double factor, int patches, const s
   return j;
 }
 
-using Validations = std::vector<TrainResult::Validation>;
+using Validations = std::vector<ValidationPoint>;
 
 std::string extra_json(const json& settings, const std::string& input, const std::vector<float>& losses,
                        const Validations& validation) {
@@ -145,7 +144,7 @@ void check_resume(const Model& ckpt, const json& now, const std::string& path, s
       ISONET_CHECK(v.is_array() && v.size() == 2 && v[0].is_number_integer() && v[1].is_number() &&
                        v[0].get<long>() >= 1 && v[0].get<long>() <= ckpt.steps,
                    "resume: '", path, "' has a damaged validation history entry ", v.dump());
-      validation.push_back({v[0].get<long>(), v[1].get<float>()});
+      validation.push_back({v[0].get<long>(), v[1].get<double>()});
     }
 }
 
@@ -451,24 +450,23 @@ TrainResult run_train(const TrainOptions& opt) {
         BatchSampler sampler(n_train, opt.seed);  // the held-out pairs [n_train, n) are never drawn
         TrainingProgress progress(model.steps, opt.steps, B, opt.progress);
         // Best validation score so far (a resumed run continues from its history).
-        float best_psnr = -INFINITY;
+        double best_psnr = -INFINITY;
         for (const auto& v : result.validation) best_psnr = std::max(best_psnr, v.psnr);
         auto validate = [&](long step) {
           const float psnr = validation_psnr(trainer, pairs, n_train, n_val, B, P);
           result.validation.push_back({step, psnr});
-          std::ostringstream line;
-          line << "validation at step " << step << ": PSNR " << std::fixed << std::setprecision(2) << psnr << " dB";
+          std::string line = "validation at step " + std::to_string(step) + ": PSNR " + format_fixed(psnr, 2) + " dB";
           if (psnr > best_psnr) {
             best_psnr = psnr;
-            line << " (best so far";
+            line += " (best so far";
             if (!opt.best.empty()) {
               save_checkpoint(opt.best, trainer, settings, input_list, result.losses, result.validation, nullptr,
                               /*with_optimizer=*/false);
-              line << ": written to " << opt.best;
+              line += ": written to " + opt.best;
             }
-            line << ")";
+            line += ")";
           }
-          progress.message(line.str());
+          progress.message(line);
         };
         const auto t0 = std::chrono::steady_clock::now();
         for (long step = model.steps + 1; step <= opt.steps; ++step) {
@@ -499,16 +497,12 @@ TrainResult run_train(const TrainOptions& opt) {
   if (!result.validation.empty()) {
     const auto best = std::max_element(result.validation.begin(), result.validation.end(),
                                        [](const auto& a, const auto& b) { return a.psnr < b.psnr; });
-    std::ostringstream line;
-    line << std::fixed << std::setprecision(2) << "validation: best PSNR " << best->psnr << " dB at step "
-         << best->step << " of " << result.model.steps << (opt.best.empty() ? "" : " (weights in " + opt.best + ")")
-         << ", last " << result.validation.back().psnr << " dB\n";
-    out << line.str();
+    out << "validation: best PSNR " << format_fixed(best->psnr, 2) << " dB at step " << best->step << " of "
+        << result.model.steps << (opt.best.empty() ? "" : " (weights in " + opt.best + ")") << ", last "
+        << format_fixed(result.validation.back().psnr, 2) << " dB\n";
   }
   if (!opt.loss_plot.empty()) {
-    std::vector<ValidationPoint> points;
-    for (const auto& v : result.validation) points.push_back({v.step, double(v.psnr)});
-    write_loss_plot(opt.loss_plot, result.losses, 1, points);
+    write_loss_plot(opt.loss_plot, result.losses, 1, result.validation);
     out << "train: wrote the loss curve " << opt.loss_plot << "\n";
   }
   return result;

@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "apps/loss_plot.h"
 #include "apps/subsampling.h"
 #include "imaging/tiff.h"
 #include "nn/model.h"
@@ -68,11 +69,9 @@ struct TrainResult {
   Model model;                 // as written to --out
   SubsamplingFactor factor;
   std::vector<float> losses;   // loss of every step of the whole run (resumed runs included)
-  struct Validation {
-    long step;
-    float psnr;                // mean per-patch PSNR (dB) of the held-out pairs, no dropout
-  };
-  std::vector<Validation> validation;  // every validation score of the whole run (resumed runs included)
+  // Every validation score of the whole run (resumed runs included): the mean per-patch PSNR (dB)
+  // of the held-out pairs without dropout, after each scored step.
+  std::vector<ValidationPoint> validation;
   long steps_this_run = 0;
   double seconds = 0;          // training loop wall time of this run
   int pairs = 0;               // training pairs batches are drawn from

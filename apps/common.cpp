@@ -60,6 +60,12 @@ std::string describe_selection(const TiffInfo& info, const TiffSelection& select
   return s;
 }
 
+std::string format_fixed(double v, int decimals) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
+  return buf;
+}
+
 std::string format_exact(double v, int min_decimals) {
   char buf[64];
   for (int d = min_decimals; d <= 12; ++d) {

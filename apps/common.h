@@ -34,6 +34,9 @@ void require_file(const std::string& path, const char* what);
 // 1e-12 relative (at most 12 decimals): 0.4 -> "0.4000", 0.0345 -> "0.0345", 4 -> "4.0000".
 std::string format_exact(double v, int min_decimals = 4);
 
+// `v` with exactly `decimals` decimals (scores: 30.27).
+std::string format_fixed(double v, int decimals);
+
 // "a,b,c" -> numbers; throws naming `what` and showing `expected_form` on a malformed list or a
 // count other than `count` (count < 0: any count >= 1).
 std::vector<double> parse_number_list(const std::string& text, int count, const char* what,
