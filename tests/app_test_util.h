@@ -1,6 +1,7 @@
 // app_test_util.h: helpers for the tests that drive the isonet commands through the app library
 // (linked only into test_app_* and test_cuda_app).
 #pragma once
+#include <cstdint>
 #include <string>
 
 #include "apps/cmd_simulate.h"
@@ -9,17 +10,19 @@
 
 namespace isonet::test {
 
-// A size^3 nuclei phantom (nuclei of `radius` px) acquired through a Gaussian PSF (sigma 1/3 px)
-// with subsampling 4, simulated on the CPU so every device sees the same file; returns the path
-// of the anisotropic TIFF (size/4 planes of size x size) in `dir`.
-inline std::string simulated_acquisition(const TempDir& dir, int size, int radius) {
+// A size^3 nuclei phantom (nuclei of `radius` px, phantom `seed`) acquired through a Gaussian PSF
+// (sigma 1/3 px) with subsampling 4, simulated on the CPU so every device sees the same file;
+// returns the path of the anisotropic TIFF (size/4 planes of size x size), `prefix`_aniso.tif in `dir`.
+inline std::string simulated_acquisition(const TempDir& dir, int size, int radius, uint64_t seed = 1,
+                                         const std::string& prefix = "sim") {
   app::SimulateOptions so;
   so.size = size;
   so.psf = "gaussian:1,3";
   so.subsample = 4;
   so.radius = radius;
+  so.seed = seed;
   so.device = "cpu";
-  so.out_prefix = dir.file("sim");
+  so.out_prefix = dir.file(prefix);
   so.quiet = true;
   return app::run_simulate(so).acquisition_path;
 }

@@ -181,19 +181,8 @@ TEST_CASE("train: several inputs train one model (pairs shared by size, interlea
   test::TempDir dir;
   // Two acquisitions of the same sampling (S = 4, 0.1 um pixels), different phantoms; the second
   // half as deep (fewer voxels: fewer pairs).
-  auto acquisition = [&](const std::string& prefix, int size, uint64_t seed) {
-    SimulateOptions so;
-    so.size = size;
-    so.psf = "gaussian:1,3";
-    so.subsample = 4;
-    so.radius = 5;
-    so.seed = seed;
-    so.device = "cpu";
-    so.out_prefix = dir.file(prefix);
-    so.quiet = true;
-    return run_simulate(so).acquisition_path;
-  };
-  const std::string a = acquisition("a", 40, 1), b = acquisition("b", 40, 2);
+  const std::string a = test::simulated_acquisition(dir, 40, 5, 1, "a");
+  const std::string b = test::simulated_acquisition(dir, 40, 5, 2, "b");
   Volume half = read_tiff(b);
   half.nz = 5;
   half.data.resize(size_t(half.nz) * half.ny * half.nx);
