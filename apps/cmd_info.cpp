@@ -57,6 +57,8 @@ std::string describe_tiff(const std::string& path) {
     if (info.frames > 1) os << " --frame 0.." << info.frames - 1;
   }
   os << "\n";
+  const std::string hint = mislabelled_stack_hint(info);
+  if (!hint.empty()) os << "  note: " << hint << "\n";
   if (!info.has_z_spacing && !info.has_xy_size)
     os << "  voxel size: not stated\n";
   else

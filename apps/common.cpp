@@ -22,6 +22,13 @@ void require_file(const std::string& path, const char* what) {
   ISONET_CHECK(S_ISREG(st.st_mode), what, " '", path, "' is not a regular file");
 }
 
+std::string mislabelled_stack_hint(const TiffInfo& header) {
+  if (header.nz != 1 || header.channels * header.frames <= 1) return "";
+  return "each channel and time point is a single plane: if the planes are z slices, the file's metadata "
+         "mislabels them; save it with axes ZYX, e.g. tifffile.imwrite(path, data, imagej=True, "
+         "metadata={'axes': 'ZYX'}), or set Slices in Fiji's Image > Properties";
+}
+
 Volume read_volume(const std::string& path, const char* what, TiffInfo* info, int min_planes,
                    const TiffSelection& select, bool selectable) {
   require_file(path, what);
@@ -32,12 +39,14 @@ Volume read_volume(const std::string& path, const char* what, TiffInfo* info, in
   } catch (const Error&) {
     // A hyperstack without a choice is refused by the reader; say it in the command line's words.
     const TiffInfo header = read_tiff_info(path, select);
+    const std::string hint = mislabelled_stack_hint(header);
+    const std::string mislabelled = hint.empty() ? hint : " (" + hint + ")";
     auto require_choice = [&](int count, int chosen, const char* noun, const char* option) {
       if (count <= 1 || chosen >= 0) return;
       if (!selectable)
-        fail(what, " '", path, "' holds ", count, " ", noun, ": this option takes a single volume (train, restore, ",
-             "deconv and preview --input choose one with --channel/--frame; or save one channel per file)");
-      fail(what, " '", path, "' holds ", count, " ", noun, ": choose one with ", option, " 0..", count - 1);
+        fail(what, " '", path, "' holds ", count, " ", noun, mislabelled, ": this option takes a single volume (train, ",
+             "restore, deconv and preview --input choose one with --channel/--frame; or save one channel per file)");
+      fail(what, " '", path, "' holds ", count, " ", noun, mislabelled, ": choose one with ", option, " 0..", count - 1);
     };
     require_choice(header.channels, select.channel, "channels", "--channel");
     require_choice(header.frames, select.frame, "time points", "--frame");

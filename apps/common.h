@@ -18,6 +18,12 @@ namespace isonet::app {
 // ", channel C of N, time point T of M" for a volume read from a hyperstack, "" otherwise.
 std::string describe_selection(const TiffInfo& info, const TiffSelection& select);
 
+// For a hyperstack whose every channel and time point is a single plane (a header read without a
+// selection): "each channel and time point is a single plane: if the planes are z slices, ..." with
+// how to fix the file; "" otherwise. Such files are usually 3D stacks their writer labelled wrongly (tifffile's
+// imwrite(..., imagej=True) calls the planes of a 3D array channels unless given the axes).
+std::string mislabelled_stack_hint(const TiffInfo& header);
+
 // Reads a TIFF volume for a command: a clear error when the file is missing, when it is not 3D
 // (fewer than `min_planes` planes; 2 by default), or when it holds NaN or Inf. `what` names the
 // role ("input", "ground truth") in the messages. `select` picks the channel and time point of a

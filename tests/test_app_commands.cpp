@@ -177,6 +177,12 @@ TEST_CASE("info: a volume's shape, voxel size and factor S; a hyperstack's choic
   CHECK(contains(hyper, "4 planes of 8 x 8"));
   CHECK(contains(hyper, "2 channel(s) x 3 time point(s): choose one volume with --channel 0..1 --frame 0..2"));
   CHECK(contains(hyper, "S = 0.5000/0.1000 = 5.000000"));
+  CHECK(!contains(hyper, "note:"));
+  // Every channel a single plane: most likely a z stack labelled wrongly; info says how to fix it.
+  test::write_imagej_hyperstack(dir.file("c.tif"), 7, 1, 1, 8, 8);
+  CHECK(contains(describe_file(dir.file("c.tif")),
+                 "  note: each channel and time point is a single plane: if the planes are z slices, the "
+                 "file's metadata mislabels them"));
 
   Volume plain = random_volume(3, 5, 5, VoxelSize{1, 1, 1, "px"}, 4);
   write_tiff(dir.file("plain.tif"), plain);

@@ -285,6 +285,16 @@ TEST_CASE("hyperstack inputs: a command needs --channel/--frame where the file h
   CHECK(contains(error_of([&] { read_volume(path, "input", nullptr, 2, TiffSelection{2, -1}); }),
                  "channel 2 does not exist"));
 
+  // A 3D stack whose planes the file calls channels (as tifffile writes a 3D array with imagej=True
+  // and no axes): the refusal says how to fix the file; a real hyperstack's does not.
+  const std::string mislabelled = dir.file("planes_as_channels.tif");
+  test::write_imagej_hyperstack(mislabelled, 8, 1, 1, 12, 10);
+  const std::string hint = error_of([&] { read_volume(mislabelled, "input"); });
+  CHECK(contains(hint, "holds 8 channels (each channel and time point is a single plane: if the planes are z "
+                       "slices, the file's metadata mislabels them; save it with axes ZYX"));
+  CHECK(contains(hint, "choose one with --channel 0..7"));
+  CHECK(!contains(msg, "mislabels"));
+
   const std::string frames = dir.file("three_frames.tif");
   test::write_imagej_hyperstack(frames, 1, 4, 3, 8, 8);
   CHECK(contains(error_of([&] { read_volume(frames, "input"); }), "3 time points: choose one with --frame 0..2"));
